@@ -1,0 +1,20 @@
+"""Labelling: energies and forces of any structures from a quantum-chemistry engine.
+
+``label_frames(frames, engine, output)`` computes missing labels with a progress bar and an
+append-only journal (``OUTPUT.journal.jsonl``), so an interrupted run resumes where it stopped.
+Engines: ``xtb`` (GFN2-xTB via tblite, molecular or periodic) and ``pyscf`` (molecular DFT/HF).
+"""
+
+from ffpt.labelling.engines import ENGINES, Engine, PySCFEngine, XTBEngine, make_engine
+from ffpt.labelling.label import label_frames, read_structures, structure_hash
+
+__all__ = [
+    "ENGINES",
+    "Engine",
+    "PySCFEngine",
+    "XTBEngine",
+    "label_frames",
+    "make_engine",
+    "read_structures",
+    "structure_hash",
+]
