@@ -11,11 +11,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 pytest.importorskip("tblite")
 
-from ase import Atoms  # noqa: E402
+from ase import Atoms
 
-from ffpt.data import FrameSet  # noqa: E402
-from ffpt.labelling import XTBEngine, label_frames  # noqa: E402
-from ffpt.labelling.label import journal_path  # noqa: E402
+from ffpt.data import FrameSet
+from ffpt.labelling import XTBEngine, label_frames
+from ffpt.labelling.label import journal_path
 
 
 def water_dimer(shift: float = 0.0) -> Atoms:

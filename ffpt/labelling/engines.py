@@ -78,7 +78,7 @@ class PySCFEngine(Engine):
                 "use --engine xtb for periodic cells"
             )
         mol = gto.M(
-            atom=[(s, tuple(p)) for s, p in zip(atoms.get_chemical_symbols(), atoms.positions)],
+            atom=[(s, tuple(p)) for s, p in zip(atoms.get_chemical_symbols(), atoms.positions, strict=True)],
             unit="Angstrom",
             basis=self.basis,
             charge=self.charge,

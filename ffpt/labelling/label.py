@@ -64,7 +64,9 @@ def _read_journal(path: Path, engine_desc: dict) -> dict[int, dict]:
         except json.JSONDecodeError:
             if n == len(lines) - 1:
                 break  # interrupted while writing this record
-            raise ValueError(f"{path}: corrupt line {n + 1}; delete the journal to start over")
+            raise ValueError(
+                f"{path}: corrupt line {n + 1}; delete the journal to start over"
+            ) from None
         if "engine" in rec:  # header
             if rec["engine"] != engine_desc:
                 raise ValueError(
