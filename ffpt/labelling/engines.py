@@ -77,8 +77,9 @@ class PySCFEngine(Engine):
                 "the pyscf engine is molecular only, but this frame is periodic; "
                 "use --engine xtb for periodic cells"
             )
+        symbols = atoms.get_chemical_symbols()
         mol = gto.M(
-            atom=[(s, tuple(p)) for s, p in zip(atoms.get_chemical_symbols(), atoms.positions, strict=True)],
+            atom=[(s, tuple(p)) for s, p in zip(symbols, atoms.positions, strict=True)],
             unit="Angstrom",
             basis=self.basis,
             charge=self.charge,
