@@ -1,0 +1,348 @@
+"""``FrameSet``: a flat, scalable container of labelled structures (the ffpt data format).
+
+All frames are stored concatenated (like a CSR matrix), so 100k+ frames of small
+molecules cost a few arrays, not 100k Python objects. Units are fixed and explicit:
+positions and cells in Angstrom, energies in eV, forces in eV/Angstrom, stress in eV/Angstrom^3
+(ASE sign convention, Voigt order not used: full 3x3).
+
+File format (``.npz``, written atomically, read without pickle):
+
+=============  ==============  ==========================================
+key            shape           meaning
+=============  ==============  ==========================================
+numbers        (n_total,)      atomic numbers
+positions      (n_total, 3)    Angstrom
+n_atoms        (n_frames,)     atoms per frame
+energy         (n_frames,)     eV (optional)
+forces         (n_total, 3)    eV/Angstrom (optional)
+cell           (n_frames,3,3)  Angstrom, rows are lattice vectors (optional)
+pbc            (n_frames, 3)   bool (optional; default all False)
+stress         (n_frames,3,3)  eV/Angstrom^3 (optional)
+info_json      ()              JSON string: provenance (teacher, sigma, seed, units...)
+=============  ==============  ==========================================
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class FrameSet:
+    """Concatenated frames; see module docstring for units and layout."""
+
+    numbers: np.ndarray
+    positions: np.ndarray
+    n_atoms: np.ndarray
+    energy: np.ndarray | None = None
+    forces: np.ndarray | None = None
+    cell: np.ndarray | None = None
+    pbc: np.ndarray | None = None
+    stress: np.ndarray | None = None
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.numbers = np.asarray(self.numbers, dtype=np.int64).reshape(-1)
+        self.positions = np.asarray(self.positions, dtype=np.float64).reshape(-1, 3)
+        self.n_atoms = np.asarray(self.n_atoms, dtype=np.int64).reshape(-1)
+        if self.energy is not None:
+            self.energy = np.asarray(self.energy, dtype=np.float64).reshape(-1)
+        if self.forces is not None:
+            self.forces = np.asarray(self.forces, dtype=np.float64).reshape(-1, 3)
+        if self.cell is not None:
+            self.cell = np.asarray(self.cell, dtype=np.float64).reshape(-1, 3, 3)
+        if self.pbc is not None:
+            self.pbc = np.asarray(self.pbc, dtype=bool).reshape(-1, 3)
+        if self.stress is not None:
+            self.stress = np.asarray(self.stress, dtype=np.float64).reshape(-1, 3, 3)
+        self.validate()
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def n_frames(self) -> int:
+        return len(self.n_atoms)
+
+    def __len__(self) -> int:
+        return self.n_frames
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """Start index of each frame in the concatenated atom arrays (length n_frames+1)."""
+        return np.concatenate([[0], np.cumsum(self.n_atoms)])
+
+    @property
+    def elements(self) -> list[str]:
+        """Chemical symbols present, sorted by atomic number."""
+        from ase.data import chemical_symbols
+
+        return [chemical_symbols[z] for z in np.unique(self.numbers)]
+
+    def validate(self, source: str = "<memory>") -> None:
+        """Raise ``ValueError`` naming the source and frame for inconsistent or non-finite data."""
+        n_total = int(self.n_atoms.sum())
+        if len(self.numbers) != n_total or len(self.positions) != n_total:
+            raise ValueError(
+                f"{source}: n_atoms sums to {n_total} but numbers/positions have "
+                f"{len(self.numbers)}/{len(self.positions)} rows"
+            )
+        if self.forces is not None and len(self.forces) != n_total:
+            raise ValueError(f"{source}: forces have {len(self.forces)} rows, expected {n_total}")
+        for name in ("energy", "cell", "pbc", "stress"):
+            arr = getattr(self, name)
+            if arr is not None and len(arr) != self.n_frames:
+                raise ValueError(
+                    f"{source}: '{name}' has {len(arr)} entries for {self.n_frames} frames"
+                )
+        if np.any(self.numbers <= 0) or np.any(self.numbers > 118):
+            bad = int(np.argmax((self.numbers <= 0) | (self.numbers > 118)))
+            raise ValueError(
+                f"{source}: frame {self.frame_of_atom(bad)} has invalid atomic number "
+                f"{self.numbers[bad]}"
+            )
+        for name in ("positions", "forces"):
+            arr = getattr(self, name)
+            if arr is not None and not np.all(np.isfinite(arr)):
+                bad = int(np.argwhere(~np.isfinite(arr))[0, 0])
+                raise ValueError(
+                    f"{source}: frame {self.frame_of_atom(bad)} has non-finite {name} "
+                    "(NaN/inf); remove or relabel it"
+                )
+        for name in ("energy", "cell", "stress"):
+            arr = getattr(self, name)
+            if arr is not None and not np.all(np.isfinite(arr)):
+                bad = int(np.argwhere(~np.isfinite(arr.reshape(len(arr), -1)))[0, 0])
+                raise ValueError(
+                    f"{source}: frame {bad} has non-finite {name} (NaN/inf); remove or relabel it"
+                )
+
+    def frame_of_atom(self, atom_index: int) -> int:
+        return int(np.searchsorted(self.offsets, atom_index, side="right") - 1)
+
+    def frame_slice(self, i: int) -> slice:
+        off = self.offsets
+        return slice(int(off[i]), int(off[i + 1]))
+
+    # ------------------------------------------------------------ transforms
+    def subset(self, indices: Sequence[int] | np.ndarray) -> FrameSet:
+        """Frames ``indices`` (in that order) as a new FrameSet."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        off = self.offsets
+        atom_idx = (
+            np.concatenate([np.arange(off[i], off[i + 1]) for i in idx])
+            if len(idx)
+            else np.zeros(0, dtype=np.int64)
+        )
+
+        def pick(a, by_atom):
+            if a is None:
+                return None
+            return a[atom_idx] if by_atom else a[idx]
+
+        return FrameSet(
+            numbers=self.numbers[atom_idx],
+            positions=self.positions[atom_idx],
+            n_atoms=self.n_atoms[idx],
+            energy=pick(self.energy, False),
+            forces=pick(self.forces, True),
+            cell=pick(self.cell, False),
+            pbc=pick(self.pbc, False),
+            stress=pick(self.stress, False),
+            info=dict(self.info),
+        )
+
+    @staticmethod
+    def concatenate(sets: Sequence[FrameSet]) -> FrameSet:
+        """Join frame sets; optional arrays survive only if every set has them."""
+        if not sets:
+            raise ValueError("nothing to concatenate")
+
+        def cat(name: str, fill_none_ok: bool = False):
+            arrs = [getattr(s, name) for s in sets]
+            if any(a is None for a in arrs):
+                return None
+            return np.concatenate(arrs)
+
+        pbc = None
+        cell = None
+        if any(s.cell is not None for s in sets):
+            cell = np.concatenate(
+                [s.cell if s.cell is not None else np.zeros((s.n_frames, 3, 3)) for s in sets]
+            )
+            pbc = np.concatenate(
+                [s.pbc if s.pbc is not None else np.zeros((s.n_frames, 3), bool) for s in sets]
+            )
+        info = dict(sets[0].info)
+        info["concatenated_from"] = [s.info for s in sets]
+        return FrameSet(
+            numbers=cat("numbers"),
+            positions=cat("positions"),
+            n_atoms=cat("n_atoms"),
+            energy=cat("energy"),
+            forces=cat("forces"),
+            cell=cell,
+            pbc=pbc,
+            stress=cat("stress"),
+            info=info,
+        )
+
+    # ------------------------------------------------------------------ ASE
+    def to_atoms(self, i: int):
+        """Frame ``i`` as ``ase.Atoms`` with a SinglePointCalculator holding its labels."""
+        from ase import Atoms
+        from ase.calculators.singlepoint import SinglePointCalculator
+
+        s = self.frame_slice(i)
+        atoms = Atoms(numbers=self.numbers[s], positions=self.positions[s])
+        if self.cell is not None:
+            atoms.cell = self.cell[i]
+            atoms.pbc = self.pbc[i] if self.pbc is not None else False
+        results = {}
+        if self.energy is not None:
+            results["energy"] = float(self.energy[i])
+        if self.forces is not None:
+            results["forces"] = self.forces[s].copy()
+        if self.stress is not None:
+            from ase.stress import full_3x3_to_voigt_6_stress
+
+            results["stress"] = full_3x3_to_voigt_6_stress(self.stress[i])
+        if results:
+            atoms.calc = SinglePointCalculator(atoms, **results)
+        return atoms
+
+    def iter_atoms(self) -> Iterator:
+        for i in range(self.n_frames):
+            yield self.to_atoms(i)
+
+    @staticmethod
+    def from_atoms(
+        images: Sequence,
+        energy_key: str | None = "energy",
+        forces_key: str | None = "forces",
+        stress_key: str | None = None,
+        source: str = "<atoms>",
+        info: dict | None = None,
+    ) -> FrameSet:
+        """Build from ASE Atoms. Labels come from ``atoms.info[energy_key]`` /
+        ``atoms.arrays[forces_key]`` or, if absent, from an attached calculator's results.
+        A key set to ``None`` is not read. A missing requested label raises ``KeyError``
+        naming the frame and the keys that exist."""
+        images = list(images)
+        numbers, positions, n_atoms, energy, forces, cells, pbcs, stress = ([] for _ in range(8))
+        any_cell = any(a.pbc.any() or a.cell.rank > 0 for a in images)
+        for k, a in enumerate(images):
+            numbers.append(a.numbers)
+            positions.append(a.positions)
+            n_atoms.append(len(a))
+            if any_cell:
+                cells.append(np.asarray(a.cell[:]))
+                pbcs.append(a.pbc.copy())
+            if energy_key is not None:
+                energy.append(_get_label(a, energy_key, "info", k, source))
+            if forces_key is not None:
+                forces.append(_get_label(a, forces_key, "arrays", k, source))
+            if stress_key is not None:
+                from ase.stress import voigt_6_to_full_3x3_stress
+
+                s = np.asarray(_get_label(a, stress_key, "info", k, source))
+                stress.append(voigt_6_to_full_3x3_stress(s) if s.shape == (6,) else s)
+        fs = FrameSet(
+            numbers=np.concatenate(numbers) if numbers else np.zeros(0, int),
+            positions=np.concatenate(positions) if positions else np.zeros((0, 3)),
+            n_atoms=np.array(n_atoms, dtype=np.int64),
+            energy=np.array(energy, dtype=float) if energy_key is not None else None,
+            forces=np.concatenate(forces) if forces_key is not None and forces else None,
+            cell=np.array(cells) if any_cell else None,
+            pbc=np.array(pbcs) if any_cell else None,
+            stress=np.array(stress) if stress_key is not None else None,
+            info=dict(info or {}),
+        )
+        fs.validate(source)
+        return fs
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write ``.npz`` (atomically) or, for other suffixes, any ASE format (e.g. extxyz)."""
+        path = Path(path)
+        if path.suffix != ".npz":
+            from ase.io import write
+
+            write(path, list(self.iter_atoms()))
+            return path
+        arrays = {
+            "format_version": np.array(FORMAT_VERSION),
+            "numbers": self.numbers,
+            "positions": self.positions,
+            "n_atoms": self.n_atoms,
+            "info_json": np.array(json.dumps(self.info, default=str)),
+        }
+        for name in ("energy", "forces", "cell", "pbc", "stress"):
+            val = getattr(self, name)
+            if val is not None:
+                arrays[name] = val
+        atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
+        return path
+
+    @staticmethod
+    def load(path: str | os.PathLike) -> FrameSet:
+        """Read a FrameSet ``.npz`` (no pickle) and validate it."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such data file")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                keys = set(z.files)
+                missing = {"numbers", "positions", "n_atoms"} - keys
+                if missing:
+                    raise ValueError(
+                        f"{path}: not an ffpt FrameSet (missing {sorted(missing)}); "
+                        "use ffpt.data.read_frames for other formats"
+                    )
+                kw = {k: z[k] for k in keys if k not in ("info_json", "format_version")}
+                info = json.loads(str(z["info_json"])) if "info_json" in keys else {}
+        except (OSError, ValueError) as exc:
+            if isinstance(exc, ValueError) and "not an ffpt FrameSet" in str(exc):
+                raise
+            raise ValueError(f"{path}: cannot read as .npz FrameSet ({exc})") from exc
+        fs = FrameSet(**kw, info=info)
+        fs.validate(str(path))
+        return fs
+
+
+def _get_label(atoms, key: str, where: str, frame: int, source: str):
+    store = atoms.info if where == "info" else atoms.arrays
+    if key in store:
+        return store[key]
+    calc = atoms.calc
+    if calc is not None and key in getattr(calc, "results", {}):
+        return calc.results[key]
+    avail = sorted(store.keys()) + (sorted(calc.results) if calc is not None else [])
+    raise KeyError(
+        f"{source}: frame {frame} has no '{key}' label (available: {avail}); "
+        f"pass the right key (e.g. --energy-key/--forces-key)"
+    )
+
+
+def atomic_write(path: str | os.PathLike, writer) -> None:
+    """Call ``writer(fileobj)`` on a temp file in the target folder, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            writer(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
