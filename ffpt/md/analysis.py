@@ -1,0 +1,204 @@
+"""MD analysis: LAMMPS dump/log readers, O-O radial distribution function, stability check.
+
+Stability criterion (:data:`CRITERION`): a frame is *broken* when two atoms come closer
+than ``min_distance`` (0.7 A: atoms crashing together; a water O-H bond is 0.96 A, the
+closest H...H about 1.5 A), or a hydrogen has no oxygen within ``max_oh`` (1.6 A: a water
+molecule fell apart), or positions are not finite. A run *fails* at the first broken frame,
+or at its last completed step if it stopped early (LAMMPS error, e.g. lost atoms).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+CRITERION = (
+    "first frame with an interatomic distance < {min_distance} A, an H atom with no O "
+    "within {max_oh} A, or non-finite positions; or the last completed step if MD stopped early"
+)
+
+
+@dataclass
+class DumpFrame:
+    """One LAMMPS dump snapshot (positions in the box; orthorhombic or triclinic cell)."""
+
+    step: int
+    types: np.ndarray
+    positions: np.ndarray
+    cell: np.ndarray
+    origin: np.ndarray
+
+
+def read_lammps_dump(path: str | os.PathLike) -> list[DumpFrame]:
+    """Frames of a text ``dump custom`` with columns including id, type, x, y, z (sorted by id).
+    A truncated last frame (crashed run) is dropped."""
+    frames: list[DumpFrame] = []
+    lines = Path(path).read_text().splitlines()
+    i = 0
+    while i < len(lines):
+        if not lines[i].startswith("ITEM: TIMESTEP"):
+            i += 1
+            continue
+        try:
+            step = int(lines[i + 1])
+            n = int(lines[i + 3])
+            bounds_hdr = lines[i + 4]
+            b = np.array([[float(v) for v in lines[i + 5 + k].split()] for k in range(3)])
+            cols = lines[i + 8].split()[2:]
+            data = np.array([lines[i + 9 + k].split() for k in range(n)], dtype=float)
+        except (IndexError, ValueError):
+            break  # truncated
+        if data.shape != (n, len(cols)):
+            break
+        if "xy" in bounds_hdr:  # triclinic: bounds include tilt; LAMMPS howto conversion
+            xy, xz, yz = b[:, 2]
+            xlo = b[0, 0] - min(0.0, xy, xz, xy + xz)
+            xhi = b[0, 1] - max(0.0, xy, xz, xy + xz)
+            ylo = b[1, 0] - min(0.0, yz)
+            yhi = b[1, 1] - max(0.0, yz)
+            cell = np.array([[xhi - xlo, 0, 0], [xy, yhi - ylo, 0], [xz, yz, b[2, 1] - b[2, 0]]])
+            origin = np.array([xlo, ylo, b[2, 0]])
+        else:
+            cell = np.diag(b[:, 1] - b[:, 0])
+            origin = b[:, 0].copy()
+        order = np.argsort(data[:, cols.index("id")])
+        data = data[order]
+        xyz = [c for c in ("x", "y", "z") if c in cols] or [c for c in ("xu", "yu", "zu")]
+        pos = data[:, [cols.index(c) for c in xyz]]
+        frames.append(DumpFrame(step, data[:, cols.index("type")].astype(int), pos, cell, origin))
+        i += 9 + n
+    return frames
+
+
+def read_thermo(log_path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Thermo table(s) of a LAMMPS log as columns (all ``run`` blocks concatenated)."""
+    cols: list[str] = []
+    rows: list[list[float]] = []
+    in_table = False
+    for line in Path(log_path).read_text(errors="replace").splitlines():
+        parts = line.split()
+        if parts[:1] == ["Step"]:
+            cols, in_table = parts, True
+            continue
+        if in_table:
+            try:
+                vals = [float(v) for v in parts]
+            except ValueError:
+                in_table = False
+                continue
+            if len(vals) == len(cols):
+                rows.append(vals)
+            else:
+                in_table = False
+    if not rows:
+        return {}
+    arr = np.array(rows)
+    return {c: arr[:, k] for k, c in enumerate(cols)}
+
+
+def _mic_distances(pos: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    """All pair distance vectors under the minimum-image convention (general cell)."""
+    from ase.geometry import find_mic
+
+    d = pos[None, :, :] - pos[:, None, :]
+    vec, _ = find_mic(d.reshape(-1, 3), cell, pbc=True)
+    return np.linalg.norm(vec, axis=1).reshape(len(pos), len(pos))
+
+
+def rdf(
+    frames: list, numbers_or_types: np.ndarray | None = None, a: int = 8, b: int = 8,
+    r_max: float | None = None, n_bins: int = 100,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Partial radial distribution function g_ab(r) averaged over frames.
+
+    ``frames``: ``ase.Atoms`` (``a``/``b`` are atomic numbers) or :class:`DumpFrame` (pass
+    ``numbers_or_types`` mapping LAMMPS types to atomic numbers, index 0 = type 1).
+    ``r_max`` defaults to half the shortest cell height. Returns (r bin centres, g)."""
+    hist = None
+    n_used = 0
+    for fr in frames:
+        if isinstance(fr, DumpFrame):
+            if numbers_or_types is None:
+                raise ValueError("pass numbers_or_types (atomic number of each LAMMPS type)")
+            z = np.asarray(numbers_or_types)[fr.types - 1]
+            pos, cell = fr.positions, fr.cell
+        else:
+            z, pos, cell = fr.numbers, fr.positions, np.asarray(fr.cell[:])
+        vol = abs(np.linalg.det(cell))
+        heights = vol / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
+        rm = r_max if r_max is not None else 0.5 * heights.min()
+        if hist is None:
+            edges = np.linspace(0.0, rm, n_bins + 1)
+            hist = np.zeros(n_bins)
+        ia, ib = np.flatnonzero(z == a), np.flatnonzero(z == b)
+        if len(ia) == 0 or len(ib) == 0:
+            raise ValueError(f"no atoms with atomic number {a} or {b} in the frames")
+        d = _mic_distances(pos, cell)[np.ix_(ia, ib)]
+        if a == b:
+            d = d[~np.eye(len(ia), dtype=bool)]
+        counts, _ = np.histogram(d.ravel(), bins=edges)
+        shell = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
+        pairs = len(ia) * (len(ib) - 1 if a == b else len(ib))
+        hist += counts / (shell * pairs / vol)
+        n_used += 1
+    if not n_used:
+        raise ValueError("rdf needs at least one frame")
+    return 0.5 * (edges[1:] + edges[:-1]), hist / n_used
+
+
+@dataclass
+class Stability:
+    """Outcome of :func:`check_stability`."""
+
+    steps_requested: int
+    steps_completed: int
+    failed: bool
+    failure_step: int | None
+    reason: str
+    min_distance: float  # over all frames analysed, Angstrom
+
+
+def frame_broken(z: np.ndarray, pos: np.ndarray, cell: np.ndarray,
+                 min_distance: float = 0.7, max_oh: float = 1.6) -> str | None:
+    """Why this frame breaks the stability criterion, or ``None`` if it is fine."""
+    if not np.all(np.isfinite(pos)):
+        return "non-finite positions"
+    d = _mic_distances(pos, cell)
+    np.fill_diagonal(d, np.inf)
+    if d.min() < min_distance:
+        i, j = np.unravel_index(np.argmin(d), d.shape)
+        return f"atoms {i} and {j} at {d.min():.2f} A (< {min_distance} A)"
+    h, o = np.flatnonzero(z == 1), np.flatnonzero(z == 8)
+    if len(h) and len(o):
+        nearest = d[np.ix_(h, o)].min(axis=1)
+        if nearest.max() > max_oh:
+            k = int(np.argmax(nearest))
+            return f"H atom {h[k]} has no O within {max_oh} A (nearest {nearest[k]:.2f} A)"
+    return None
+
+
+def check_stability(
+    frames: list[DumpFrame], type_numbers: np.ndarray, steps_requested: int,
+    steps_completed: int | None = None, min_distance: float = 0.7, max_oh: float = 1.6,
+) -> Stability:
+    """Apply the stability criterion (module docstring) to a run's dump frames."""
+    z_of_type = np.asarray(type_numbers)
+    dmin = np.inf
+    last = frames[-1].step if frames else 0
+    completed = last if steps_completed is None else steps_completed
+    for fr in frames:
+        z = z_of_type[fr.types - 1]
+        why = frame_broken(z, fr.positions, fr.cell, min_distance, max_oh)
+        if np.all(np.isfinite(fr.positions)):
+            d = _mic_distances(fr.positions, fr.cell)
+            np.fill_diagonal(d, np.inf)
+            dmin = min(dmin, float(d.min()))
+        if why is not None:
+            return Stability(steps_requested, completed, True, fr.step, why, dmin)
+    if completed < steps_requested:
+        return Stability(steps_requested, completed, True, completed,
+                         "MD stopped early (see the LAMMPS log)", dmin)
+    return Stability(steps_requested, completed, False, None, "stable", dmin)
