@@ -1,0 +1,49 @@
+"""``ffpt demo``: run the FFPT-FT water pipeline and write a report."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+
+@click.command("demo")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="Demo config [default: inputs/water/demo.yaml of the repository].")
+@click.option("--preset", default=None,
+              help="Preset from the config: 'tiny' (CI size) or 'paper' (the paper's model size).")
+@click.option("--run-dir", type=click.Path(file_okay=False), default=None,
+              help="Run folder [default: run_dir of the config, runs/demo-water].")
+@click.option("--fresh", is_flag=True, help="Delete the run folder and start over.")
+@click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Override a config value, e.g. --set ft_data.path=my_dft.extxyz "
+                   "or --set md.steps=4000 (repeatable).")
+@click.option("--ft-data", default=None, type=click.Path(dir_okay=False),
+              help="Shortcut for --set ft_data.path=FILE: fine-tune on your labelled frames.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+def demo(config_path, preset, run_dir, fresh, sets, ft_data, no_progress) -> None:
+    """FFPT-FT on water, end to end: PT data -> FT data (TIP3P liquid + xTB labels) ->
+    train PT, FT and scratch -> deploy -> LAMMPS NVT MD -> report.
+
+    Finished stages are skipped on a rerun of the same run folder; --fresh starts over.
+    """
+    from ffpt.demo.config import load_demo_config
+    from ffpt.demo.pipeline import Pipeline
+
+    sets = list(sets)
+    if ft_data:
+        sets.append(f"ft_data.path={ft_data}")
+    try:
+        cfg = load_demo_config(config_path, preset, sets)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    run = run_dir or cfg["run_dir"]
+    t0 = time.perf_counter()
+    pipe = Pipeline(cfg, run, fresh=fresh, progress=not no_progress)
+    try:
+        report = pipe.run_all()
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        raise click.ClickException(f"{exc}\n(finished stages are kept in {run}; rerun to "
+                                   "continue, --fresh to start over)") from exc
+    click.echo(f"\nreport: {report}  (wall time {time.perf_counter() - t0:.0f} s)")
+    click.echo(report.read_text().split("\n\n")[2] if report.exists() else "")
