@@ -1,0 +1,45 @@
+"""``ffpt-deploy CHECKPOINT`` (also ``ffpt deploy``)."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("deploy")
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="artifact path [default: <checkpoint stem>-deployed.pt]")
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float64",
+              show_default=True, help="precision of the deployed model")
+@click.option("--format", "fmt", type=click.Choice(["torchscript", "aotinductor"]),
+              default="torchscript", show_default=True,
+              help="artifact format (pair_style ffpt reads TorchScript)")
+def deploy(checkpoint: str, output: str | None, dtype: str, fmt: str) -> None:
+    """Turn a training CHECKPOINT into an artifact for LAMMPS ``pair_style ffpt`` and ASE."""
+    from ffpt.deploy.deploy import deploy_checkpoint
+
+    if fmt == "aotinductor":
+        raise click.UsageError(
+            "--format aotinductor is not shipped: the AOTInductor package is not faster than "
+            "TorchScript for ffpt models here and cannot carry the metadata the pair style "
+            "needs; use --format torchscript (see docs/lammps.md)"
+        )
+    try:
+        out, meta = deploy_checkpoint(checkpoint, output, dtype=dtype)
+    except (FileNotFoundError, ValueError, TypeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"wrote {out}: elements {' '.join(meta.elements)}, cutoff {meta.cutoff:g} A, "
+        f"{meta.num_interactions} interactions (receptive field {meta.receptive_field:g} A), "
+        f"{meta.dtype}, sha256 {meta.weights_sha256[:12]}"
+    )
+    click.echo(f"LAMMPS: pair_style ffpt\n        pair_coeff * * {out} {' '.join(meta.elements)}")
+
+
+def main() -> None:
+    """Console script ``ffpt-deploy``."""
+    deploy()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,484 @@
+/* pair_style ffpt: runs an ffpt-deploy TorchScript artifact inside LAMMPS.
+ *
+ * Model interface (see ffpt/deploy/deploy.py): forward(pos[N,3], species[N], edge_index[2,E],
+ * edge_shift[E,3], nlocal) -> (energy of atoms 0..nlocal-1, atomic energies[N], forces[N,3] =
+ * -dE/dpos for all N nodes, virial[3,3] = -sum_e edge_vec (x) dE/dedge_vec).
+ *
+ * Domain decomposition for a message-passing model (receptive field = layers x cutoff):
+ *
+ *  - graph ghost (used automatically with more than one MPI rank): the ghost shell is widened to
+ *    the receptive field (comm cutoff >= num_interactions * cutoff + skin) and a full neighbour
+ *    list *with neighbours of ghost atoms* (REQ_FULL | REQ_GHOST) gives every edge between owned
+ *    and ghost atoms. The model runs on owned + ghost atoms; only owned atoms' energies are summed
+ *    (nlocal), so the energy of each atom is counted once in the whole system. Ghost atoms near
+ *    the outer edge of the shell see truncated neighbourhoods, but their (wrong) features never
+ *    reach an owned atom within num_interactions hops, so owned energies are exact. Forces act
+ *    on owned and ghost atoms and LAMMPS reverse-communicates ghost forces (newton pair on).
+ *    Chosen over exchanging ghost features after every layer because it needs nothing from the
+ *    model but the plain deploy interface (any TorchScript model, no per-layer hooks), and it is
+ *    exact; the price is redundant work on the shell, which dominates for small sub-domains.
+ *  - graph image (used automatically on one MPI rank): every ghost atom is a periodic image of
+ *    an owned atom, so it is folded back onto its owner (via its atom ID) with a Cartesian shift,
+ *    exactly like the ASE calculator. The model then runs on the owned atoms only (no shell
+ *    overhead) and the normal comm cutoff suffices.
+ *
+ * The global virial comes from the model (identical to sum r.f over owned + ghost atoms in the
+ * ghost graph; the only correct choice in the image graph), per-atom energies feed pe/atom.
+ */
+#include "pair_ffpt.h"
+
+#include "atom.h"
+#include "comm.h"
+#include "domain.h"
+#include "error.h"
+#include "force.h"
+#include "memory.h"
+#include "neigh_list.h"
+#include "neighbor.h"
+#include "update.h"
+
+#include <ATen/Parallel.h>
+#include <torch/cuda.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+using namespace LAMMPS_NS;
+
+static constexpr int FFPT_FORMAT_VERSION = 1;
+static constexpr const char *FFPT_FORMAT_TAG = "ffpt-deployed-model";
+static constexpr const char *FFPT_METADATA = "ffpt_metadata.txt";
+
+namespace {
+// node-local MPI rank and rank count (threads and GPU per rank)
+void node_local_rank(MPI_Comm world, int &local_rank, int &local_size)
+{
+  MPI_Comm node;
+  int rank;
+  MPI_Comm_rank(world, &rank);
+  MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node);
+  MPI_Comm_rank(node, &local_rank);
+  MPI_Comm_size(node, &local_size);
+  MPI_Comm_free(&node);
+}
+
+int env_int(const char *name)
+{
+  const char *v = std::getenv(name);
+  if (!v || !*v) return 0;
+  return std::max(0, std::atoi(v));
+}
+
+std::string major_minor(const std::string &v)
+{
+  auto first = v.find('.');
+  if (first == std::string::npos) return v;
+  auto second = v.find('.', first + 1);
+  return v.substr(0, second);
+}
+}    // namespace
+
+PairFFPT::PairFFPT(LAMMPS *lmp) :
+    Pair(lmp), graph_request(GRAPH_AUTO), use_ghosts(false), model_loaded(false),
+    device(torch::kCPU), dtype(torch::kFloat64), cutoff(0.0), num_interactions(0)
+{
+  single_enable = 0;
+  restartinfo = 0;
+  one_coeff = 1;
+  manybody_flag = 1;
+  no_virial_fdotr_compute = 1;    // the virial comes from the model (see top of file)
+  centroidstressflag = CENTROID_NOTAVAIL;
+  setup_threads_and_device();
+}
+
+PairFFPT::~PairFFPT()
+{
+  if (allocated) {
+    memory->destroy(setflag);
+    memory->destroy(cutsq);
+    memory->destroy(cutghost);
+  }
+}
+
+/* Threads: two OpenMP runtimes live in this process (LAMMPS' libgomp and torch's). Torch's
+ * intra-op pool gets FFPT_NUM_THREADS, else OMP_NUM_THREADS, else (hardware threads / MPI ranks
+ * on this node), at least 1; inter-op parallelism is off (one model call at a time). With the
+ * CUDA build of libtorch each node-local rank takes GPU (local rank mod device count). */
+void PairFFPT::setup_threads_and_device()
+{
+  int local_rank = 0, local_size = 1;
+  node_local_rank(world, local_rank, local_size);
+  static bool threads_done = false;
+  int nthreads = env_int("FFPT_NUM_THREADS");
+  if (!nthreads) nthreads = env_int("OMP_NUM_THREADS");
+  if (!nthreads) {
+    int hw = (int) std::thread::hardware_concurrency();
+    nthreads = std::max(1, hw / std::max(1, local_size));
+  }
+  if (!threads_done) {
+    at::set_num_threads(nthreads);
+    try {
+      at::set_num_interop_threads(1);
+    } catch (...) {
+      // already set in this process (e.g. by Python torch); harmless
+    }
+    threads_done = true;
+  }
+  if (torch::cuda::is_available()) {
+    int ndev = (int) torch::cuda::device_count();
+    device = torch::Device(torch::kCUDA, (c10::DeviceIndex) (local_rank % std::max(1, ndev)));
+  }
+  if (comm->me == 0)
+    utils::logmesg(lmp, "pair_style ffpt: {} torch thread(s) per MPI rank ({} rank(s) on this node), device {}\n",
+                   at::get_num_threads(), local_size, device.str());
+}
+
+void PairFFPT::allocate()
+{
+  allocated = 1;
+  int n = atom->ntypes;
+  memory->create(setflag, n + 1, n + 1, "pair:setflag");
+  memory->create(cutsq, n + 1, n + 1, "pair:cutsq");
+  memory->create(cutghost, n + 1, n + 1, "pair:cutghost");
+  for (int i = 1; i <= n; i++)
+    for (int j = i; j <= n; j++) setflag[i][j] = 0;
+  type2species.assign(n + 1, -1);
+}
+
+void PairFFPT::settings(int narg, char **arg)
+{
+  int iarg = 0;
+  while (iarg < narg) {
+    if (strcmp(arg[iarg], "graph") == 0) {
+      if (iarg + 1 >= narg) error->all(FLERR, "pair_style ffpt: 'graph' needs auto, image or ghost");
+      std::string v = arg[iarg + 1];
+      if (v == "auto")
+        graph_request = GRAPH_AUTO;
+      else if (v == "image")
+        graph_request = GRAPH_IMAGE;
+      else if (v == "ghost")
+        graph_request = GRAPH_GHOST;
+      else
+        error->all(FLERR, "pair_style ffpt: unknown graph mode '{}'; use auto, image or ghost", v);
+      iarg += 2;
+    } else {
+      error->all(FLERR,
+                 "pair_style ffpt: unknown keyword '{}'; usage: pair_style ffpt [graph auto|image|ghost] "
+                 "(the model file and elements go into pair_coeff * * model.pt El1 El2 ...)",
+                 arg[iarg]);
+    }
+  }
+  if (graph_request == GRAPH_IMAGE && comm->nprocs > 1)
+    error->all(FLERR, "pair_style ffpt: graph image works on one MPI rank only; use graph auto or ghost");
+  use_ghosts = graph_request == GRAPH_GHOST || (graph_request == GRAPH_AUTO && comm->nprocs > 1);
+  ghostneigh = use_ghosts ? 1 : 0;
+}
+
+void PairFFPT::load_model(const std::string &path)
+{
+  {
+    std::ifstream probe(path, std::ios::binary);
+    if (!probe.good())
+      error->all(FLERR,
+                 "pair_style ffpt: cannot open model file '{}'; create it with "
+                 "'ffpt-deploy CHECKPOINT -o {}' or fix the path in pair_coeff",
+                 path, path);
+  }
+  torch::jit::ExtraFilesMap extra{{FFPT_METADATA, ""}};
+  try {
+    model = torch::jit::load(path, torch::Device(torch::kCPU), extra);
+  } catch (const std::exception &e) {
+    std::string msg = e.what();
+    msg = msg.substr(0, msg.find('\n'));
+    error->all(FLERR,
+               "pair_style ffpt: '{}' is not an ffpt artifact (not a TorchScript archive: {}); "
+               "create it with ffpt-deploy",
+               path, msg);
+  }
+  const std::string &text = extra[FFPT_METADATA];
+  if (text.empty())
+    error->all(FLERR,
+               "pair_style ffpt: '{}' is a TorchScript file but not an ffpt artifact (no {} "
+               "metadata); create it with ffpt-deploy",
+               path, FFPT_METADATA);
+  std::map<std::string, std::string> kv;
+  std::istringstream lines(text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    auto eq = line.find('=');
+    if (eq != std::string::npos) kv[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  if (kv["format"] != FFPT_FORMAT_TAG)
+    error->all(FLERR, "pair_style ffpt: '{}' is not an ffpt artifact (format '{}'); create it with ffpt-deploy",
+               path, kv["format"]);
+  int fv = std::atoi(kv["format_version"].c_str());
+  if (fv != FFPT_FORMAT_VERSION)
+    error->all(FLERR,
+               "pair_style ffpt: version mismatch: '{}' has artifact format version {} (ffpt {}) but this "
+               "plugin (ffpt {}) reads version {}; re-deploy the checkpoint with this ffpt or "
+               "rebuild the plugin with 'ffpt build-plugin'",
+               path, kv["format_version"], kv["ffpt_version"], FFPT_VERSION, FFPT_FORMAT_VERSION);
+  if (major_minor(kv["ffpt_version"]) != major_minor(FFPT_VERSION))
+    error->all(FLERR,
+               "pair_style ffpt: version mismatch: '{}' was deployed with ffpt {} but this plugin "
+               "belongs to ffpt {}; re-deploy the checkpoint with this ffpt",
+               path, kv["ffpt_version"], FFPT_VERSION);
+  const std::string &dt = kv["dtype"];
+  if (dt == "float64")
+    dtype = torch::kFloat64;
+  else if (dt == "float32")
+    dtype = torch::kFloat32;
+  else
+    error->all(FLERR, "pair_style ffpt: dtype mismatch: '{}' declares dtype '{}'; expected float32 or float64",
+               path, dt);
+  for (const auto &p : model.parameters()) {
+    if (p.is_floating_point() && p.scalar_type() != dtype)
+      error->all(FLERR,
+                 "pair_style ffpt: dtype mismatch: '{}' declares {} but its weights are {}; "
+                 "re-deploy with 'ffpt-deploy --dtype {}'",
+                 path, dt, std::string(c10::toString(p.scalar_type())), dt);
+  }
+  elements.clear();
+  std::istringstream els(kv["elements"]);
+  std::string el;
+  while (els >> el) elements.push_back(el);
+  cutoff = std::atof(kv["cutoff"].c_str());
+  num_interactions = std::atoi(kv["num_interactions"].c_str());
+  if (elements.empty() || cutoff <= 0.0 || num_interactions <= 0)
+    error->all(FLERR, "pair_style ffpt: '{}' has incomplete metadata (elements, cutoff, num_interactions)",
+               path);
+  model.eval();
+  if (device.is_cuda()) model.to(device);
+  model_loaded = true;
+  model_path = path;
+  if (comm->me == 0)
+    utils::logmesg(lmp,
+                   "pair_style ffpt: loaded {} (ffpt {}, {}, elements {}, cutoff {} A, {} interactions, "
+                   "receptive field {} A, weights sha256 {})\n",
+                   path, kv["ffpt_version"], dt, kv["elements"], cutoff, num_interactions,
+                   cutoff * num_interactions, kv["weights_sha256"].substr(0, 16));
+}
+
+void PairFFPT::coeff(int narg, char **arg)
+{
+  if (!allocated) allocate();
+  int ntypes = atom->ntypes;
+  if (narg < 3 || strcmp(arg[0], "*") != 0 || strcmp(arg[1], "*") != 0)
+    error->all(FLERR, "pair_coeff for ffpt must be: pair_coeff * * model.pt El1 ... El{} (one per atom type)",
+               ntypes);
+  load_model(arg[2]);
+  std::string known;
+  for (const auto &e : elements) known += " " + e;
+  if (narg != 3 + ntypes)
+    error->all(FLERR,
+               "pair_coeff * * {}: wrong number of element names: {} given but the box has {} atom "
+               "types; give one element (or NULL) per type, the model knows{}",
+               arg[2], narg - 3, ntypes, known);
+  for (int t = 1; t <= ntypes; t++) {
+    std::string name = arg[2 + t];
+    if (name == "NULL") {
+      type2species[t] = -1;
+      continue;
+    }
+    auto it = std::find(elements.begin(), elements.end(), name);
+    if (it == elements.end())
+      error->all(FLERR, "pair_coeff * * {}: unknown element '{}' for atom type {}; the model knows{}",
+                 arg[2], name, t, known);
+    type2species[t] = (int) (it - elements.begin());
+  }
+  for (int i = 1; i <= ntypes; i++)
+    for (int j = i; j <= ntypes; j++) setflag[i][j] = 1;
+}
+
+void PairFFPT::init_style()
+{
+  if (strcmp(update->unit_style, "metal") != 0)
+    error->all(FLERR,
+               "pair_style ffpt requires 'units metal' (eV, Angstrom, ps) but the input uses "
+               "'units {}'; put 'units metal' before the box is created",
+               update->unit_style);
+  if (force->newton_pair == 0)
+    error->all(FLERR, "pair_style ffpt requires newton pair on; remove 'newton off' (or use 'newton on')");
+  if (atom->tag_enable == 0) error->all(FLERR, "pair_style ffpt requires atom IDs (atom_modify id yes)");
+  if (!model_loaded) error->all(FLERR, "pair_style ffpt: pair_coeff * * model.pt El1 ... is missing");
+
+  // a type mapped to NULL must not have atoms
+  int ntypes = atom->ntypes;
+  std::vector<bigint> count(ntypes + 1, 0), total(ntypes + 1, 0);
+  for (int i = 0; i < atom->nlocal; i++) count[atom->type[i]]++;
+  MPI_Allreduce(count.data(), total.data(), ntypes + 1, MPI_LMP_BIGINT, MPI_SUM, world);
+  for (int t = 1; t <= ntypes; t++)
+    if (type2species[t] < 0 && total[t] > 0)
+      error->all(FLERR,
+                 "pair_coeff * * {}: atom type {} is mapped to NULL but has {} atoms; give it an "
+                 "element symbol",
+                 model_path, t, total[t]);
+
+  if (use_ghosts) {
+    neighbor->add_request(this, NeighConst::REQ_FULL | NeighConst::REQ_GHOST);
+    // ghost shell = receptive field (+ skin so it stays valid until the next reneighbouring)
+    double need = num_interactions * cutoff + neighbor->skin;
+    if (comm->cutghostuser < need) {
+      comm->cutghostuser = need;
+      if (comm->me == 0)
+        utils::logmesg(lmp, "pair_style ffpt: graph ghost, ghost shell (comm cutoff) set to {} A\n", need);
+    }
+  } else {
+    neighbor->add_request(this, NeighConst::REQ_FULL);
+    if (comm->me == 0)
+      utils::logmesg(lmp, "pair_style ffpt: graph image (periodic images folded onto owned atoms)\n");
+  }
+}
+
+double PairFFPT::init_one(int i, int j)
+{
+  cutghost[i][j] = cutghost[j][i] = cutoff;
+  return cutoff;
+}
+
+void PairFFPT::compute(int eflag, int vflag)
+{
+  ev_init(eflag, vflag);
+  if (vflag_atom)
+    error->all(FLERR, "pair_style ffpt does not provide per-atom virials (compute stress/atom)");
+
+  double **x = atom->x;
+  double **f = atom->f;
+  int *type = atom->type;
+  tagint *tag = atom->tag;
+  const int nlocal = atom->nlocal;
+  const int nall = nlocal + atom->nghost;
+  const int inum = list->inum;
+  const int *ilist = list->ilist;
+  const int *numneigh = list->numneigh;
+  int **firstneigh = list->firstneigh;
+  const double cutsq_ = cutoff * cutoff;
+
+  edge_i.clear();
+  edge_j.clear();
+  edge_shift.clear();
+  int nnodes;
+
+  if (use_ghosts) {
+    nnodes = nall;
+    const int ntot = inum + list->gnum;
+    for (int ii = 0; ii < ntot; ii++) {
+      const int i = ilist[ii];
+      const int *jlist = firstneigh[i];
+      for (int jj = 0; jj < numneigh[i]; jj++) {
+        const int j = jlist[jj] & NEIGHMASK;
+        const double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
+        if (dx * dx + dy * dy + dz * dz < cutsq_) {
+          edge_i.push_back(i);
+          edge_j.push_back(j);
+        }
+      }
+    }
+    edge_shift.assign(3 * edge_i.size(), 0.0);
+  } else {
+    nnodes = nlocal;
+    tagint maxtag = 0;
+    for (int i = 0; i < nlocal; i++) maxtag = std::max(maxtag, tag[i]);
+    if ((tagint) tag2local.size() < maxtag + 1) tag2local.resize(maxtag + 1);
+    for (int i = 0; i < nlocal; i++) tag2local[tag[i]] = i;
+    for (int ii = 0; ii < inum; ii++) {
+      const int i = ilist[ii];
+      const int *jlist = firstneigh[i];
+      for (int jj = 0; jj < numneigh[i]; jj++) {
+        const int j = jlist[jj] & NEIGHMASK;
+        const double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
+        if (dx * dx + dy * dy + dz * dz >= cutsq_) continue;
+        int owner = j;
+        if (j >= nlocal) {
+          if (tag[j] > maxtag || tag[j] < 1) owner = -1;
+          else owner = tag2local[tag[j]];
+          if (owner < 0 || owner >= nlocal || tag[owner] != tag[j])
+            error->one(FLERR, "pair_style ffpt: ghost atom {} has no owned image (graph image needs one MPI rank)",
+                       tag[j]);
+        }
+        edge_i.push_back(i);
+        edge_j.push_back(owner);
+        edge_shift.push_back(x[j][0] - x[owner][0]);
+        edge_shift.push_back(x[j][1] - x[owner][1]);
+        edge_shift.push_back(x[j][2] - x[owner][2]);
+      }
+    }
+  }
+
+  species.resize(nnodes);
+  for (int k = 0; k < nnodes; k++) {
+    const int s = type2species[type[k]];
+    if (s < 0)
+      error->one(FLERR, "pair_style ffpt: atom {} has type {} which pair_coeff maps to NULL", tag[k],
+                 type[k]);
+    species[k] = s;
+  }
+
+  if (nnodes == 0) return;    // an empty sub-domain contributes nothing
+
+  const int64_t nedges = (int64_t) edge_i.size();
+  auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+  auto i64 = torch::TensorOptions().dtype(torch::kInt64);
+  // bulk copies: from_blob views of LAMMPS/host buffers, then one copy to the model dtype/device
+  torch::Tensor pos = torch::from_blob(x[0], {nnodes, 3}, f64).to(device, dtype, false, true);
+  torch::Tensor spec = torch::from_blob(species.data(), {nnodes}, i64).to(device, false, true);
+  torch::Tensor eidx = torch::stack({torch::from_blob(edge_i.data(), {nedges}, i64),
+                                     torch::from_blob(edge_j.data(), {nedges}, i64)})
+                           .to(device);
+  torch::Tensor eshift =
+      torch::from_blob(edge_shift.data(), {nedges, 3}, f64).to(device, dtype, false, true);
+
+  std::vector<torch::jit::IValue> inputs{pos, spec, eidx, eshift, (int64_t) nlocal};
+  c10::intrusive_ptr<c10::ivalue::Tuple> out;
+  try {
+    out = model.forward(inputs).toTuple();
+  } catch (const std::exception &e) {
+    std::string msg = e.what();
+    error->one(FLERR, "pair_style ffpt: the model failed: {}", msg.substr(0, 400));
+  }
+  const auto &res = out->elements();
+  const double energy = res[0].toTensor().to(torch::kCPU, torch::kFloat64).item<double>();
+  if (!std::isfinite(energy))
+    error->one(FLERR,
+               "pair_style ffpt: the model returned a non-finite energy (NaN or Inf) at step {} "
+               "(atoms too close, or a broken model); check the structure and the model",
+               update->ntimestep);
+
+  torch::Tensor forces = res[2].toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
+  const double *fp = forces.data_ptr<double>();
+  for (int k = 0; k < nnodes; k++) {
+    f[k][0] += fp[3 * k];
+    f[k][1] += fp[3 * k + 1];
+    f[k][2] += fp[3 * k + 2];
+  }
+  if (eflag_global) eng_vdwl += energy;
+  if (eflag_atom) {
+    torch::Tensor ae = res[1].toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
+    const double *ep = ae.data_ptr<double>();
+    for (int i = 0; i < nlocal; i++) eatom[i] += ep[i];
+  }
+  if (vflag_global) {
+    torch::Tensor w = res[3].toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
+    const double *wp = w.data_ptr<double>();
+    virial[0] += wp[0];
+    virial[1] += wp[4];
+    virial[2] += wp[8];
+    virial[3] += 0.5 * (wp[1] + wp[3]);
+    virial[4] += 0.5 * (wp[2] + wp[6]);
+    virial[5] += 0.5 * (wp[5] + wp[7]);
+  }
+}
+
+double PairFFPT::memory_usage()
+{
+  double bytes = Pair::memory_usage();
+  bytes += (double) (edge_i.capacity() + edge_j.capacity() + species.capacity()) * sizeof(int64_t);
+  bytes += (double) edge_shift.capacity() * sizeof(double) + tag2local.capacity() * sizeof(int);
+  return bytes;
+}

@@ -1,0 +1,59 @@
+/* pair_style ffpt: ffpt machine-learned potentials (TorchScript artifacts from ffpt-deploy).
+ *
+ *   pair_style ffpt [graph auto|image|ghost]
+ *   pair_coeff * * model.pt O H        (one element symbol or NULL per LAMMPS atom type)
+ *
+ * Everything else (elements, cutoff, interaction layers, dtype) is read from the artifact.
+ */
+#ifndef LMP_PAIR_FFPT_H
+#define LMP_PAIR_FFPT_H
+
+#include "pair.h"
+
+#include <torch/script.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace LAMMPS_NS {
+
+class PairFFPT : public Pair {
+ public:
+  PairFFPT(class LAMMPS *);
+  ~PairFFPT() override;
+  void compute(int, int) override;
+  void settings(int, char **) override;
+  void coeff(int, char **) override;
+  void init_style() override;
+  double init_one(int, int) override;
+  double memory_usage() override;
+
+ protected:
+  enum GraphMode { GRAPH_AUTO, GRAPH_IMAGE, GRAPH_GHOST };
+
+  int graph_request;    // what the user asked for
+  bool use_ghosts;      // ghost-shell graph (true) or image-folded single-domain graph
+  bool model_loaded;
+  torch::jit::Module model;
+  torch::Device device;
+  torch::ScalarType dtype;
+  std::string model_path;
+  std::vector<std::string> elements;
+  double cutoff;
+  int num_interactions;
+  std::vector<int> type2species;    // LAMMPS type -> model species index, -1 = NULL
+
+  // work buffers reused every step (grown, never shrunk)
+  std::vector<int64_t> edge_i, edge_j, species;
+  std::vector<double> edge_shift;
+  std::vector<int> tag2local;
+
+  void allocate();
+  void load_model(const std::string &path);
+  void setup_threads_and_device();
+};
+
+}    // namespace LAMMPS_NS
+
+#endif
