@@ -86,7 +86,7 @@ def run_nvt(artifact: str, elements: list[str], start: str, workdir: Path, md: d
     for f in ("dump.lammpstrj", "log.lammps"):
         (workdir / f).unlink(missing_ok=True)
     env = dict(os.environ)
-    env["OMP_NUM_THREADS"] = str(md.get("num_threads", 1))
+    env["OMP_NUM_THREADS"] = env["FFPT_NUM_THREADS"] = str(md.get("num_threads", 1))
     lib = Path(sys.prefix) / "lib"
     env["LD_LIBRARY_PATH"] = f"{lib}:{env.get('LD_LIBRARY_PATH', '')}"
     cmd = [lammps_executable(), "-in", "in.nvt.lmp", "-log", "log.lammps", "-screen", "none"]

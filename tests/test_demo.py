@@ -1,0 +1,141 @@
+"""The water demo: FT sampler physics, MD analysis, and the tiny pipeline end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from ffpt.md.analysis import check_stability, frame_broken, rdf, read_lammps_dump
+
+
+def test_tip3p_liquid_sampler_gives_liquid_water(tmp_path):
+    from ffpt.md.ft_sampling import WaterBoxSampling, sample_liquid_water
+
+    s = WaterBoxSampling(n_molecules=32, equilibration_steps=2000, n_frames=8, sample_every=100)
+    fs = sample_liquid_water(s, workdir=tmp_path, progress=False)
+    assert fs.n_frames == 8 and fs.energy is None and fs.pbc.all()
+    length = fs.cell[0, 0, 0]
+    assert length == pytest.approx((32 * 18.01528 / 6.02214076e23 / 0.997 * 1e24) ** (1 / 3))
+    atoms = list(fs.iter_atoms())
+    for a in atoms:  # intact molecules, nothing crashed
+        assert frame_broken(a.numbers, a.positions, a.cell[:]) is None
+    r, g = rdf(atoms, n_bins=40)
+    peak = r[np.argmax(g)]
+    assert 2.6 < peak < 3.0 and g.max() > 2.0  # first O-O shell of liquid water
+    assert 150 < fs.info["mean_temperature_K"] < 450
+
+
+def test_rdf_of_ideal_gas_is_one():
+    from ase import Atoms
+
+    rng = np.random.default_rng(0)
+    frames = [Atoms("O" * 200, positions=rng.uniform(0, 10, (200, 3)), cell=[10] * 3, pbc=True)
+              for _ in range(5)]
+    _, g = rdf(frames, n_bins=10)
+    assert np.abs(g[2:] - 1).max() < 0.15
+
+
+def _dump(path, steps_positions, cell=8.0):
+    with open(path, "w") as f:
+        for step, pos in steps_positions:
+            f.write(f"ITEM: TIMESTEP\n{step}\nITEM: NUMBER OF ATOMS\n{len(pos)}\n")
+            f.write("ITEM: BOX BOUNDS pp pp pp\n" + f"0 {cell}\n" * 3)
+            f.write("ITEM: ATOMS id type x y z\n")
+            for i, p in enumerate(pos):
+                f.write(f"{i + 1} {1 if i % 3 == 0 else 2} {p[0]} {p[1]} {p[2]}\n")
+
+
+def test_stability_criterion_finds_failure_step(tmp_path):
+    water = np.array([[1.0, 1, 1], [1.96, 1, 1], [0.76, 1.93, 1],
+                      [5.0, 5, 5], [5.96, 5, 5], [4.76, 5.93, 5]])
+    crashed = water.copy()
+    crashed[4] = [1.3, 1.2, 1.0]  # an H of molecule 2 lands 0.36 A from an O... of molecule 1
+    dissociated = water.copy()
+    dissociated[2] = [3.0, 3.0, 3.0]  # an H far from every O
+    _dump(tmp_path / "ok.dump", [(0, water), (10, water)])
+    _dump(tmp_path / "bad.dump", [(0, water), (10, water), (20, crashed), (30, water)])
+    _dump(tmp_path / "diss.dump", [(0, water), (10, dissociated)])
+    z = np.array([8, 1])
+    ok = check_stability(read_lammps_dump(tmp_path / "ok.dump"), z, 10)
+    assert not ok.failed and ok.failure_step is None
+    assert ok.min_distance == pytest.approx(0.96, abs=0.01)
+    bad = check_stability(read_lammps_dump(tmp_path / "bad.dump"), z, 30)
+    assert bad.failed and bad.failure_step == 20 and "<" in bad.reason
+    diss = check_stability(read_lammps_dump(tmp_path / "diss.dump"), z, 10)
+    assert diss.failed and diss.failure_step == 10 and "no O" in diss.reason
+    early = check_stability(read_lammps_dump(tmp_path / "ok.dump"), z, 100)
+    assert early.failed and early.failure_step == 10  # stopped before the requested steps
+    # a truncated last frame (crashed writer) is dropped, not misread
+    text = (tmp_path / "bad.dump").read_text()
+    (tmp_path / "trunc.dump").write_text(text[: len(text) - 30])
+    assert len(read_lammps_dump(tmp_path / "trunc.dump")) == 3
+
+
+def test_demo_config_presets_and_overrides(tmp_path):
+    from ffpt.demo.config import load_demo_config
+
+    cfg = load_demo_config(preset="tiny", sets=["md.steps=12"])
+    assert cfg["md"]["steps"] == 12 and cfg["ft_data"]["sampler"]["n_molecules"] == 8
+    with pytest.raises(ValueError, match="unknown key"):
+        load_demo_config(sets=["md.stepz=3"])
+    with pytest.raises(ValueError, match="unknown preset"):
+        load_demo_config(preset="huge")
+    os.environ["FFPT_SHARED_DATA"] = str(tmp_path)
+    try:
+        cfg = load_demo_config(sets=["ft_data.path=${FFPT_SHARED_DATA}/x.xyz"])
+    finally:
+        del os.environ["FFPT_SHARED_DATA"]
+    assert cfg["ft_data"]["path"] == str(tmp_path / "x.xyz")
+
+
+def _plugin_built() -> bool:
+    try:
+        from ffpt.lammps import plugin_built
+    except ImportError:
+        return False
+    return plugin_built()
+
+
+@pytest.mark.slow
+@pytest.mark.lammps
+@pytest.mark.skipif(not _plugin_built(),
+                    reason="LAMMPS plugin not built (run scripts/setup.sh or ffpt build-plugin)")
+def test_tiny_demo_end_to_end(tmp_path):
+    pytest.importorskip("tblite")
+    from ffpt.demo.config import load_demo_config
+    from ffpt.demo.pipeline import Pipeline
+
+    cfg = load_demo_config(preset="tiny")
+    messages: list[str] = []
+    pipe = Pipeline(cfg, tmp_path / "run", echo=messages.append, progress=False)
+    report = pipe.run_all()
+    assert report.exists()
+    out = report.parent
+    for png in ("learning_curves.png", "rdf_oo.png", "water_scans.png"):
+        assert (out / png).stat().st_size > 5000, png
+    summary = json.loads((out / "summary.json").read_text())
+    rows = summary["table"]
+    assert [r["model"].split()[0] for r in rows] == ["PT", "PT,", "FT", "scratch"]
+    for r in rows:
+        for key in ("F MAE (meV/A)", "F RMSE (meV/A)"):
+            assert math.isfinite(r[key]) and r[key] > 0
+    for r in rows[2:]:
+        assert math.isfinite(r["E MAE (meV/atom)"])
+        done, requested = map(int, r["MD steps completed"].split("/"))
+        assert requested == cfg["md"]["steps"] and 0 < done <= requested
+    for m in ("ft", "scratch"):
+        md = summary["md"][m]
+        assert md["steps_completed"] > 0 and (md["failed"] or md["failure_step"] is None)
+    text = report.read_text()
+    assert "| FT (PT + fine-tune) |" in text and "stability criterion" in text
+    # a rerun of the same folder skips every stage
+    messages.clear()
+    Pipeline(cfg, tmp_path / "run", echo=messages.append, progress=False).run_all()
+    assert len(messages) == len(Pipeline.STAGES)
+    assert all("skipped" in m for m in messages)
