@@ -64,7 +64,8 @@ class Batch:
         for f in fields(self):
             t = getattr(self, f.name)
             if t is not None:
-                if t.is_floating_point() and dtype is not None:
+                # reference energies stay float64: totals of ~1e4 eV lose meV in float32
+                if t.is_floating_point() and dtype is not None and f.name != "energy":
                     t = t.to(dtype=dtype)
                 if device is not None:
                     t = t.to(device)

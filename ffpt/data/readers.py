@@ -132,8 +132,8 @@ def split_indices(
     if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
         raise ValueError("val_fraction + test_fraction must be in [0, 1)")
     perm = np.random.default_rng(seed).permutation(n)
-    n_val = int(round(val_fraction * n))
-    n_test = int(round(test_fraction * n))
+    n_val = round(val_fraction * n)
+    n_test = round(test_fraction * n)
     if val_fraction > 0 and n_val == 0 and n > 1:
         n_val = 1
     return perm[n_val + n_test :], perm[:n_val], perm[n_val : n_val + n_test]

@@ -40,7 +40,9 @@ def model_config(cfg: dict | None) -> dict[str, Any]:
     cfg = dict(cfg or {})
     unknown = set(cfg) - set(MODEL_DEFAULTS)
     if unknown:
-        raise ValueError(f"unknown model option(s) {sorted(unknown)}; known: {sorted(MODEL_DEFAULTS)}")
+        raise ValueError(
+            f"unknown model option(s) {sorted(unknown)}; known: {sorted(MODEL_DEFAULTS)}"
+        )
     out = {**MODEL_DEFAULTS, **cfg}
     if out["dtype"] not in DTYPES:
         raise ValueError(f"model dtype must be float32 or float64, not {out['dtype']!r}")

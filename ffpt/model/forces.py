@@ -7,7 +7,6 @@ code serves training (batched, ``create_graph``), the ASE calculator and the dep
 """
 
 
-from typing import Optional
 
 import torch
 from e3nn.util.jit import compile_mode
@@ -52,7 +51,7 @@ class EnergyForces(nn.Module):
         edge_vec.requires_grad_(True)
         atomic = self.model(species, edge_index, edge_vec)
         energy = atomic[:nlocal].sum()
-        grad_outputs: list[Optional[torch.Tensor]] = [torch.ones_like(energy)]
+        grad_outputs: list[torch.Tensor | None] = [torch.ones_like(energy)]
         g = torch.autograd.grad([energy], [edge_vec], grad_outputs=grad_outputs)[0]
         if g is None:
             g = torch.zeros_like(edge_vec)

@@ -21,7 +21,7 @@ Readout: E_i = MLP(a_i) * scale[Z_i] + shift[Z_i]; E = sum_i E_i; forces = -dE/d
 """
 
 
-from typing import List
+from typing import List  # noqa: UP035 (TorchScript resolves typing.List)
 
 import torch
 from e3nn import o3
@@ -45,7 +45,7 @@ def mlp(sizes: list[int], activation: str, last_bias: bool = True) -> nn.Sequent
 
 @compile_mode("script")
 class VectorLinear(nn.Module):
-    """Channel mixing of ``[N, F, 3]`` vectors via e3nn ``o3.Linear`` on ``F x 1o`` (equivariant)."""
+    """Channel mixing of ``[N, F, 3]`` vectors: e3nn ``o3.Linear`` on ``F x 1o``."""
 
     def __init__(self, features: int):
         super().__init__()

@@ -1,0 +1,68 @@
+"""Shared fixtures: threads, reference-data location, small models and structures."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(1)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    return Path(os.environ.get("FFPT_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` (or $FFPT_SHARED_DATA); skips the test when absent."""
+    d = shared_data_dir()
+    if not d.is_dir():
+        pytest.skip(f"reference data not found at {d} (set FFPT_SHARED_DATA)")
+    return d
+
+
+@pytest.fixture
+def water_box():
+    """A 64-molecule periodic water box (ASE-built, deterministic)."""
+    return make_water_box(4, seed=0)
+
+
+def make_water_box(n_side: int, seed: int = 0, spacing: float = 3.1):
+    """n_side^3 water molecules on a jittered grid, cubic periodic cell."""
+    from ase import Atoms
+    from ase.build import molecule
+
+    rng = np.random.default_rng(seed)
+    w = molecule("H2O")
+    pos, sym = [], []
+    for ix in range(n_side):
+        for iy in range(n_side):
+            for iz in range(n_side):
+                m = w.copy()
+                m.rotate(rng.uniform(0, 360), rng.normal(size=3))
+                m.translate(np.array([ix, iy, iz]) * spacing + rng.normal(0, 0.1, 3))
+                pos.append(m.positions)
+                sym += m.get_chemical_symbols()
+    a = n_side * spacing
+    return Atoms(sym, positions=np.concatenate(pos), cell=[a, a, a], pbc=True)
+
+
+def small_model(elements=("H", "O"), dtype=torch.float64, seed=0, **kw):
+    """A randomly initialised small NewtonNet with non-trivial shifts and scales."""
+    from ffpt.model import build_model
+
+    torch.manual_seed(seed)
+    cfg = {"features": 16, "num_radial": 8, "cutoff": 4.0, "num_interactions": 2,
+           "dtype": "float64" if dtype == torch.float64 else "float32", **kw}
+    m = build_model(cfg, list(elements))
+    with torch.no_grad():
+        m.shift.copy_(torch.linspace(-3.0, -1.0, len(elements)))
+        m.scale.fill_(0.7)
+    return m.eval()
