@@ -171,8 +171,8 @@ def run_metad(
     from ase.calculators.plumed import Plumed
     from ase.io import Trajectory
     from ase.md import MDLogger
+    from ase.md import velocitydistribution as vd
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
     from tqdm.auto import tqdm
 
     settings = MetadSettings(
@@ -208,8 +208,9 @@ def run_metad(
         atoms.set_positions(last.get_positions())
         atoms.set_momenta(last.get_momenta())
     else:
-        MaxwellBoltzmannDistribution(atoms, temperature_K=settings.temperature_K, rng=rng)
-        Stationary(atoms)
+        thermalize = getattr(vd, "thermalize_momenta", vd.MaxwellBoltzmannDistribution)
+        thermalize(atoms, temperature_K=settings.temperature_K, rng=rng)
+        vd.Stationary(atoms)
     (out / "plumed.dat").write_text("\n".join(lines) + "\n")
 
     dt = settings.timestep_fs * units.fs
@@ -227,6 +228,7 @@ def run_metad(
             timestep=dt,
             temperature_K=settings.temperature_K,
             friction=settings.friction_per_ps / (1000.0 * units.fs),
+            fixcm=False,  # ASE >= 3.28: fixcm=True samples NVT only approximately
             rng=rng,
         )
         mode = "a" if settings.restart else "w"

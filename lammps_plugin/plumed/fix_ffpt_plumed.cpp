@@ -162,8 +162,10 @@ void FixFfptPlumed::sync_error(bool ok, const std::string &msg)
   if (flag) return;
   int len = (comm->me == 0) ? (int) msg.size() : 0;
   MPI_Bcast(&len, 1, MPI_INT, 0, world);
-  std::string text(len, ' ');
+  std::string text = (comm->me == 0) ? msg : std::string(len, ' ');
   if (len > 0) MPI_Bcast(&text[0], len, MPI_CHAR, 0, world);
+  delete plumed;    // finalise PLUMED cleanly before LAMMPS stops
+  plumed = nullptr;
   error->all(FLERR, text);
 }
 
