@@ -94,8 +94,10 @@ def main() -> None:
         "|---|---|---|---|---|---|---|---|",
     ]
     for label, n, setup, gen, save, target, ok in rows:
+        total = setup + gen + save
         lines.append(
-            f"| {label} | {n} | {setup:.2f} | {gen:.2f} | {save:.2f} | < {target:g} | {ok} |"
+            f"| {label} | {n} | {setup:.2f} | {gen:.2f} | {save:.2f} | {total:.2f} "
+            f"| < {target:g} | {ok} |"
         )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n")
