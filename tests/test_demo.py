@@ -139,3 +139,50 @@ def test_tiny_demo_end_to_end(tmp_path):
     Pipeline(cfg, tmp_path / "run", echo=messages.append, progress=False).run_all()
     assert len(messages) == len(Pipeline.STAGES)
     assert all("skipped" in m for m in messages)
+
+
+def _user_data_stages(tmp_path, path):
+    from ffpt.data import FrameSet
+    from ffpt.demo.config import load_demo_config
+    from ffpt.demo.pipeline import Pipeline
+
+    cfg = load_demo_config(preset="tiny", sets=[f"ft_data.path={path}"])
+    pipe = Pipeline(cfg, tmp_path / "run", echo=lambda m: None, progress=False)
+    st = pipe.stage("ft_structures", [], (), pipe.make_ft_structures)
+    lab = pipe.stage("ft_labels", [], ("ft_structures",), pipe.make_ft_labels)
+    train, test = FrameSet.load(lab["train"]), FrameSet.load(lab["test"])
+    return st, lab, train, test
+
+
+def test_demo_reads_user_ft_data(tmp_path):
+    """ft_data.path replaces sampling + labelling; labels and the start box come from it."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.io import write
+
+    from ffpt.md.ft_sampling import water_box
+
+    images = []
+    for k in range(6):
+        a = water_box(4, seed=k)
+        a.calc = SinglePointCalculator(a, energy=-10.0 - k, forces=np.full((12, 3), 0.1 * k))
+        images.append(a)
+    write(tmp_path / "mine.extxyz", images)
+    st, lab, train, test = _user_data_stages(tmp_path, tmp_path / "mine.extxyz")
+    assert lab["method"] == "from the given file" and train.n_frames + test.n_frames == 6
+    assert sorted(np.concatenate([train.energy, test.energy])) == [-15, -14, -13, -12, -11, -10]
+    from ase.io import read
+
+    start = read(st["md_start"])
+    np.testing.assert_allclose(start.positions, images[0].positions, atol=1e-8)
+
+
+@pytest.mark.shared_data
+def test_demo_reads_rpbe_water(tmp_path):
+    from ffpt.demo.config import shared_data_dir
+
+    path = shared_data_dir() / "water_rpbe_d3" / "water64_rpbe_d3.xyz"
+    if not path.exists():
+        pytest.skip(f"{path} not present (set FFPT_SHARED_DATA)")
+    st, _, train, test = _user_data_stages(tmp_path, path)
+    assert train.n_frames + test.n_frames == 50 and st["n_atoms_start"] == 192
+    assert train.pbc.all() and np.isfinite(train.energy).all()

@@ -134,3 +134,24 @@ def test_label_cli_on_npz(tmp_path):
     assert fs.n_frames == 2 and fs.info["labels"]["method"] == "GFN2-xTB"
     bad = CliRunner().invoke(label, [str(src), "-o", str(tmp_path / "p.npz"), "--basis", "x"])
     assert bad.exit_code != 0 and "no option" in bad.output
+
+
+def test_pyscf_forces_are_energy_gradient(tmp_path):
+    """PySCF engine: forces equal -dE/dx by central finite differences (HF/STO-3G water)."""
+    pytest.importorskip("pyscf")
+    from ffpt.labelling import PySCFEngine
+
+    eng = PySCFEngine(method="HF", basis="sto-3g")
+    atoms = water_dimer()[:3]
+    _, forces = eng.compute(atoms)
+    h = 1e-3
+    for atom, axis in ((1, 0), (0, 1)):
+        plus, minus = atoms.copy(), atoms.copy()
+        plus.positions[atom, axis] += h
+        minus.positions[atom, axis] -= h
+        fd = -(eng.compute(plus)[0] - eng.compute(minus)[0]) / (2 * h)
+        assert forces[atom, axis] == pytest.approx(fd, abs=2e-4)
+    periodic = atoms.copy()
+    periodic.cell, periodic.pbc = [6, 6, 6], True
+    with pytest.raises(ValueError, match="molecular only"):
+        eng.compute(periodic)
