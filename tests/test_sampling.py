@@ -150,3 +150,27 @@ def test_cli_pt_data_and_scan(tmp_path):
         scan, ["--teacher", "qforce-h2", "--species", "O2", "-o", str(tmp_path / "o2.png")]
     )
     assert r.exit_code == 0, r.output
+
+
+def test_water_scans_with_a_model_checkpoint(tmp_path):
+    """The scan API accepts ffpt models (FFPTCalculator) next to teachers."""
+    try:
+        import torch
+
+        from ffpt.calculator import FFPTCalculator
+        from ffpt.model.checkpoint import build_model, save_checkpoint
+    except ImportError as exc:
+        pytest.skip(f"ffpt model/calculator not importable: {exc}")
+    from ffpt.sampling.scan import water_scans
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    cfg = {"features": 8, "num_interactions": 1}
+    ckpt = save_checkpoint(tmp_path / "m.pt", build_model(cfg, ["H", "O"]), cfg)
+    calcs = {
+        "teacher": get_teacher("tip3p-flex").as_calculator(),
+        "model": FFPTCalculator(str(ckpt)),
+    }
+    res = water_scans(calcs, tmp_path / "w.png", distances=np.linspace(0.5, 3, 6))
+    assert res["bond"]["model"].shape == (6,) and np.isfinite(res["angle"]["model"]).all()
+    assert (tmp_path / "w.png").exists()

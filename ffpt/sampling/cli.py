@@ -114,8 +114,13 @@ def scan(teachers, models, species, bond, ymax, npz, output) -> None:
         species = canonical_species(species)
         calcs, ref = {}, None
         for name in teachers:
-            kw = {} if name.lower() in ("gaff",) else {"species": species}
-            t = get_teacher(name, **kw)
+            if name.lower() not in ("tip3p-flex", "qforce-h2"):
+                raise ValueError(
+                    f"ffpt scan draws water/combustion species: use --teacher tip3p-flex or "
+                    f"qforce-h2, not '{name}' (for other molecules call "
+                    "ffpt.sampling.scan.bond_scan from Python)"
+                )
+            t = get_teacher(name, species=species)
             calcs[f"{t.name} ({t.formula})"] = t.as_calculator()
             if ref is None:
                 ref = Atoms(numbers=t.numbers, positions=t.relaxed_positions)

@@ -164,7 +164,7 @@ def summary(fs: FrameSet) -> str:
     ]
     formulas = {}
     for sp in fs.info.get("species", []):
-        formulas[sp["formula"]] = sp["n_frames"]
+        formulas[sp.get("species", sp["formula"])] = sp["n_frames"]
     if len(formulas) > 1:
         lines.append("frames per species: " + ", ".join(f"{k} {v}" for k, v in formulas.items()))
     return "\n".join(lines)
