@@ -532,3 +532,93 @@ def test_error_units_group_and_syntax(tmp_path, plugin):
     assert "PLUMED input file missing.dat not found" in out
     out = _lammps_error(tmp_path, plugin, "group g id 1\nfix p g plumed plumedfile plumed.dat")
     assert "fix plumed must be applied to group all" in out
+
+
+# ---------------------------------------------------------------- combustion inputs
+COMBUSTION = ROOT / "inputs" / "combustion"
+
+
+def _combustion_case(tmp_path: Path, rxn: str) -> Path:
+    d = tmp_path / f"rxn{rxn}"
+    d.mkdir()
+    shutil.copy(COMBUSTION / f"rxn{rxn}" / "plumed.dat", d)
+    res = subprocess.run([sys.executable, str(COMBUSTION / "build_geometry.py"), rxn, "-o",
+                          str(d)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    return d
+
+
+def _metad_script(rxn: str, steps: int, pair: str | None = None) -> str:
+    text = (COMBUSTION / f"rxn{rxn}" / "in.metad").read_text()
+    text = re.sub(r"variable steps index \d+", f"variable steps index {steps}", text)
+    if pair is not None:
+        text = re.sub(r"pair_style ffpt\npair_coeff .*\n", pair, text)
+    return text
+
+
+@pytest.mark.parametrize("rxn", ["09", "01"])
+def test_combustion_plumed_inputs(tmp_path, plugin, rxn):
+    """PLUMED accepts the paper settings; hills every 100 steps on the two distances."""
+    d = _combustion_case(tmp_path, rxn)
+    run_lammps(d, _metad_script(rxn, 500, pair="pair_style zero 5.0\npair_coeff * *\n"), plugin)
+    header = (d / "HILLS").read_text().splitlines()[0]
+    assert header.split()[2:] == ["time", "dOH", "dOO", "sigma_dOH", "sigma_dOO", "height",
+                                  "biasf"]
+    hills = np.loadtxt(d / "HILLS")
+    assert len(hills) == 5
+    np.testing.assert_allclose(hills[:, 3:5], 0.05)
+    assert hills[0, 5] == pytest.approx(5.0 * 30 / 29)  # 5 kJ/mol, written x gamma/(gamma-1)
+    assert hills[0, 0] == pytest.approx(100 * 0.0002)  # ps: 100 steps of 0.2 fs
+    log = (d / "plumed.log").read_text()
+    assert "KbT" in log or "temperature" in log.lower()
+
+
+def test_rxn09_with_deployed_ffpt_model(tmp_path, plugin):
+    """The rxn09 LAMMPS input as shipped (pair_style ffpt) with a tiny random-weight model."""
+    try:
+        from ffpt.deploy.deploy import deploy_model
+        from ffpt.lammps import plugin_dir
+        from ffpt.model.checkpoint import build_model
+    except ImportError as exc:
+        pytest.skip(f"model/deploy not available: {exc}")
+    pair_plugin = Path(plugin_dir()) / "ffptplugin.so"
+    if not pair_plugin.is_file():
+        pytest.skip("pair_style ffpt plugin not built (ffpt build-plugin)")
+    import torch
+
+    torch.manual_seed(0)
+    d = _combustion_case(tmp_path, "09")
+    cfg = {"features": 8, "num_radial": 8, "num_interactions": 1, "dtype": "float64"}
+    deploy_model(build_model(cfg, ["H", "O"]), d / "model.ffpt.pt", dtype="float64")
+    script = f"plugin load {pair_plugin}\n" + _metad_script("09", 300)
+    out = run_lammps(d, script, plugin)
+    assert "ERROR" not in out
+    assert len(np.loadtxt(d / "HILLS")) == 3
+    assert np.loadtxt(d / "COLVAR").shape == (4, 5)
+    from click.testing import CliRunner
+
+    from ffpt.md.fes import fes_cmd
+
+    res = CliRunner().invoke(fes_cmd, [str(d / "HILLS")])
+    assert res.exit_code == 0, res.output
+    assert (d / "fes.png").is_file()
+
+
+def test_metad_cli_with_teacher(tmp_path):
+    from click.testing import CliRunner
+
+    from ffpt.md.metad_cli import metad
+
+    d = _combustion_case(tmp_path, "09")
+    res = CliRunner().invoke(metad, ["--calc", "qforce-h2", "-g", str(d / "geometry.xyz"),
+                                     "-p", str(d / "plumed.dat"), "-o", str(d / "run"),
+                                     "--steps", "200", "--seed", "3", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert len(np.loadtxt(d / "run" / "HILLS")) == 2
+    colvar = np.loadtxt(d / "run" / "COLVAR")
+    assert colvar.shape == (3, 5)
+    # the teacher route keeps the geometry's atom order: O1-O2 starts near the TS / HO2 value
+    assert 0.10 < colvar[0, 2] < 0.16
+    res = CliRunner().invoke(metad, ["-g", str(d / "geometry.xyz"), "-p", str(d / "plumed.dat"),
+                                     "-o", str(d / "x"), "--steps", "1"])
+    assert res.exit_code != 0 and "give exactly one of MODEL" in res.output
