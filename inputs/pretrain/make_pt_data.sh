@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The three pre-training sets of the FFPT protocol (100,000 rattled frames, sigma 0.2 A).
 # Run from the repository root: bash inputs/pretrain/make_pt_data.sh [OUTDIR]
-# Takes ~30 s in all on 2 cores (aspirin: ~5 s AM1-BCC + ~4 s labelling).
+# Takes ~1 min in all on 2 shared cores (most of it writing the compressed aspirin .npz).
 set -euo pipefail
 out=${1:-runs/pt_data}
 mkdir -p "$out"
