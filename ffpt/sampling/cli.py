@@ -63,7 +63,8 @@ def pt_data(teacher, species, smiles, structure, charge_method, frames, sigma, s
     for t in teachers:
         pos = t.relaxed_positions
         e, f = t.energy_forces(pos)
-        click.echo(f"relaxed {t.formula:>8s}: E = {e:.6f} eV, max |F| = {np.abs(f).max():.1e} eV/A")
+        label = getattr(t, "species", t.formula)
+        click.echo(f"relaxed {label:>8s}: E = {e:.6f} eV, max |F| = {np.abs(f).max():.1e} eV/A")
     fs = generate_pt_data(
         teachers, frames, sigma=sigma, seed=seed, proportions=weights,
         shuffle=not no_shuffle, progress=True,
