@@ -66,3 +66,35 @@ def small_model(elements=("H", "O"), dtype=torch.float64, seed=0, **kw):
         m.shift.copy_(torch.linspace(-3.0, -1.0, len(elements)))
         m.scale.fill_(0.7)
     return m.eval()
+
+
+def morse_frames(n_frames: int, seed: int = 0, energy_offset: dict | None = None):
+    """Rattled water dimers labelled by ASE's Morse potential (an independent labeller).
+
+    ``energy_offset`` ({symbol: eV}) adds a per-element constant, mimicking another
+    method's energy zero.
+    """
+    from ase.build import molecule
+    from ase.calculators.morse import MorsePotential
+
+    from ffpt.data import FrameSet
+
+    rng = np.random.default_rng(seed)
+    calc = MorsePotential(epsilon=0.5, r0=1.2, rho0=4.0, rcut1=4.0, rcut2=5.0)
+    images = []
+    for _ in range(n_frames):
+        a = molecule("H2O")
+        b = molecule("H2O")
+        b.translate([2.9, 0.2, 0.1])
+        a += b
+        a.positions += rng.normal(0, 0.08, a.positions.shape)
+        a.calc = calc
+        e = a.get_potential_energy()
+        if energy_offset:
+            e += sum(energy_offset.get(s, 0.0) for s in a.get_chemical_symbols())
+        f = a.get_forces()
+        a.calc = None
+        a.info["energy"] = e
+        a.arrays["forces"] = f
+        images.append(a)
+    return FrameSet.from_atoms(images)

@@ -24,10 +24,17 @@ def composition_matrix(frames: FrameSet, elements: list[str]) -> np.ndarray:
     return counts
 
 
-def fit_shifts(frames: FrameSet, elements: list[str]) -> np.ndarray:
-    """Per-element energy shifts: least squares of E on composition (minimum norm)."""
+def fit_shifts(
+    frames: FrameSet, elements: list[str], baseline: np.ndarray | None = None
+) -> np.ndarray:
+    """Per-element energy shifts: least squares of ``E - baseline`` on composition.
+
+    ``baseline`` is the model's per-frame energy without shifts, so the fit sets the energy
+    zero of the model as it stands (minimum-norm solution when compositions are degenerate).
+    """
     a = composition_matrix(frames, elements)
-    shifts, *_ = np.linalg.lstsq(a, frames.energy, rcond=None)
+    target = frames.energy if baseline is None else frames.energy - baseline
+    shifts, *_ = np.linalg.lstsq(a, target, rcond=None)
     present = a.sum(0) > 0
     shifts[~present] = 0.0
     return shifts

@@ -154,12 +154,16 @@ def train(
         model = build_model(mcfg, _elements_of(train_fs, val_fs, test_fs))
     dtype = DTYPES[mcfg["dtype"]]
 
-    with torch.no_grad():
-        model.shift.copy_(torch.as_tensor(fit_shifts(train_fs, model.elements), dtype=dtype))
-        if cfg["mode"] != "finetune":
-            model.scale.fill_(force_rms(train_fs))
-
     graphs = GraphSet(train_fs, model.elements, model.cutoff, progress=progress and main)
+    if not (resume and last_path.exists()):
+        with torch.no_grad():
+            if cfg["mode"] != "finetune":
+                model.scale.fill_(force_rms(train_fs))
+            model.shift.zero_()
+            base = _energies(model, graphs, int(tcfg["eval_batch_size"]))
+            model.shift.copy_(
+                torch.as_tensor(fit_shifts(train_fs, model.elements, base), dtype=dtype)
+            )
     val_graphs = GraphSet(val_fs, model.elements, model.cutoff) if val_fs is not None else None
     test_graphs = GraphSet(test_fs, model.elements, model.cutoff) if test_fs is not None else None
 
@@ -279,6 +283,19 @@ def train(
         atomic_write(run_dir / "metrics.json",
                      lambda f: f.write(json.dumps(metrics, indent=2).encode()))
     return TrainResult(run_dir, best_path, last_path, log_path, epoch, metrics)
+
+
+@torch.no_grad()
+def _energies(model: torch.nn.Module, graphs: GraphSet, batch_size: int) -> np.ndarray:
+    """Per-frame model energies (no forces)."""
+    dtype = next(model.parameters()).dtype
+    out = []
+    for s in range(0, len(graphs), batch_size):
+        b = graphs.batch(np.arange(s, min(s + batch_size, len(graphs)))).to(dtype=dtype)
+        ev = b.pos[b.edge_index[1]] - b.pos[b.edge_index[0]] + b.edge_shift
+        atomic = model(b.species, b.edge_index, ev).double()
+        out.append(torch.zeros(b.num_graphs, dtype=torch.float64).index_add(0, b.batch, atomic))
+    return torch.cat(out).numpy()
 
 
 def _bar(enabled: bool, start: int, total: int, mode: str):
