@@ -299,6 +299,25 @@ def test_restart_continues_bias(tmp_path, plugin):
     assert hills[-1, 0] == pytest.approx(80 * 0.0005)
 
 
+def test_two_runs_equal_one_run(tmp_path, plugin):
+    """`run 60` + `run 40` = `run 100`: the setup of the second run re-uses the bias without
+    depositing a second hill or printing a second COLVAR line at step 60."""
+    res = {}
+    for name, extra in (("one", ""), ("two", "run 40\n")):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "plumed.dat").write_text(MANY_DAT)
+        steps = 100 if name == "one" else 60
+        script = many_atom_script(steps, extra=extra).replace(
+            f"dump f all custom {steps} forces.dump", "dump f all custom 100 forces.dump")
+        run_lammps(d, script, plugin)
+        res[name] = (np.loadtxt(d / "HILLS"), np.loadtxt(d / "COLVAR"),
+                     read_dump_forces(d / "forces.dump"))
+    assert len(res["one"][0]) == 10 and len(res["one"][1]) == 21
+    for a, b in zip(res["one"], res["two"], strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-12)
+
+
 # ---------------------------------------------------------------- well-tempered Morse dimer
 MORSE = {"D0": 0.2, "alpha": 1.5, "r0": 1.5}  # eV, 1/A, A
 T = 300.0

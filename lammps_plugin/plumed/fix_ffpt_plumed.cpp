@@ -73,7 +73,7 @@ const char *USAGE =
 
 FixFfptPlumed::FixFfptPlumed(LAMMPS *lmp, int narg, char **arg) :
     Fix(lmp, narg, arg), plumed(nullptr), outfile("plumed.log"), restart_flag(-1),
-    initialized(false), dt_at_init(0.0), natoms_at_init(0), bias(0.0)
+    initialized(false), dt_at_init(0.0), natoms_at_init(0), bias(0.0), last_step(-1)
 {
   if (igroup != 0)
     error->all(FLERR, std::string("fix plumed must be applied to group all; usage: ") + USAGE);
@@ -361,7 +361,14 @@ void FixFfptPlumed::post_force(int vflag)
           plumed->cmd("setBox", &box[0][0]);
         }
         plumed->cmd("setVirial", &vir[0][0]);
-        plumed->cmd("calc");
+        if (update->ntimestep == last_step) {
+          // a new run starting where the last one ended: same bias, but no second hill,
+          // no second COLVAR line
+          plumed->cmd("prepareCalc");
+          plumed->cmd("performCalcNoUpdate");
+        } else {
+          plumed->cmd("calc");
+        }
         double b = 0.0;
         plumed->cmd("getBias", &b);
         status[0] = b;
@@ -392,6 +399,7 @@ void FixFfptPlumed::post_force(int vflag)
   MPI_Bcast(status, 2, MPI_DOUBLE, 0, world);
   if (status[1] == 0.0) sync_error(false, msg);
   bias = status[0];
+  last_step = update->ntimestep;
 
   // scatter the bias forces back in the order they were gathered
   if (me == 0)

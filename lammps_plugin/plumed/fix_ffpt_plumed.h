@@ -40,6 +40,7 @@ class FixFfptPlumed : public Fix {
   double dt_at_init;
   long long natoms_at_init;
   double bias;
+  bigint last_step;           // step of the last PLUMED update (setup of a next run)
 
   std::vector<double> sendbuf, recvbuf, fbuf, fback;
   std::vector<double> pos, mass, charge, force;
