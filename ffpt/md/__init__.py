@@ -1,0 +1,2 @@
+"""Molecular dynamics: metadynamics through ASE + PLUMED (metad), free-energy surfaces (fes),
+LAMMPS samplers and analysis."""
