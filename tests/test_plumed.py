@@ -186,6 +186,48 @@ def test_restraint_lammps_matches_analytic(tmp_path, plugin, units):
     assert colvar[1] == pytest.approx(np.linalg.norm(POS[2] - POS[0]) / 10, abs=2e-6)  # %f
 
 
+@pytest.mark.parametrize("geometry", ["triclinic", "nonperiodic"])
+def test_restraint_box_handling(tmp_path, plugin, geometry):
+    """Triclinic box: PLUMED's distance is the minimum image through the tilted faces;
+    shrink-wrapped box: no box is passed, the distance is the direct one."""
+    from ase.geometry import find_mic
+
+    if geometry == "triclinic":
+        cell = np.array([[10.0, 0, 0], [2.0, 9.0, 0], [1.0, -1.5, 8.0]])
+        pos = np.array([[0.5, 0.6, 0.4], [5.0, 5.0, 4.0], [9.8, 8.9, 7.7]])
+        box = "boundary p p p\nregion box prism 0 10 0 9 0 8 2.0 1.0 -1.5\ncreate_box 3 box"
+        vec, _ = find_mic(pos[2] - pos[0], cell, pbc=True)
+    else:
+        pos = np.array([[0.0, 0.0, 0.0], [1.0, 0.5, 0.2], [7.5, 0.3, -0.4]])
+        box = "boundary s s s\nregion box block -1 8 -1 1 -1 1\ncreate_box 3 box"
+        vec = pos[2] - pos[0]
+    assert np.linalg.norm(vec) < 8.0
+    atoms = "\n".join(f"create_atoms {k + 1} single {x} {y} {z} units box remap yes"
+                      for k, (x, y, z) in enumerate(pos))
+    (tmp_path / "plumed.dat").write_text(RESTRAINT_DAT)
+    script = f"""units metal
+atom_style atomic
+{box}
+{atoms}
+mass * 1.0
+pair_style zero 4.0
+pair_coeff * *
+fix p all plumed plumedfile plumed.dat outfile plumed.log
+dump f all custom 1 forces.dump id fx fy fz
+dump_modify f sort id format float %.15g
+run 0
+print "BIAS $(f_p:%.15g)"
+"""
+    out = run_lammps(tmp_path, script, plugin)
+    d_nm = np.linalg.norm(vec) / 10
+    e_ref = 0.5 * KAPPA * (d_nm - AT_NM) ** 2
+    assert values(out, "BIAS")[0] * KJMOL_PER_EV == pytest.approx(e_ref, rel=1e-9)
+    f3 = -KAPPA * (d_nm - AT_NM) / 10 * vec / np.linalg.norm(vec) / KJMOL_PER_EV
+    forces = read_dump_forces(tmp_path / "forces.dump")
+    np.testing.assert_allclose(forces[2], f3, rtol=1e-8)
+    np.testing.assert_allclose(forces[0], -f3, rtol=1e-8)
+
+
 def test_restraint_ase_matches_lammps(tmp_path, plugin, monkeypatch):
     from ase import Atoms
     from ase.calculators.calculator import Calculator, all_changes
