@@ -309,12 +309,20 @@ print "PRESS $(press:%.15g)"
 {extra}"""
 
 
-def test_mpi_one_vs_two_ranks(tmp_path, plugin):
+SUBSET_DAT = """d1: DISTANCE ATOMS=2,7
+d2: DISTANCE ATOMS=4,5
+r: RESTRAINT ARG=d2 AT=0.3 KAPPA=500.0
+m: METAD ARG=d1 SIGMA=0.02 HEIGHT=2.0 PACE=10 BIASFACTOR=8 TEMP=300 FILE=HILLS
+"""
+
+
+@pytest.mark.parametrize("dat", [MANY_DAT, SUBSET_DAT], ids=["all_atoms", "subset"])
+def test_mpi_one_vs_two_ranks(tmp_path, plugin, dat):
     outs, forces, hills = [], [], []
     for n in (1, 2):
         d = tmp_path / f"np{n}"
         d.mkdir()
-        (d / "plumed.dat").write_text(MANY_DAT)
+        (d / "plumed.dat").write_text(dat)
         outs.append(run_lammps(d, many_atom_script(60), plugin, nprocs=n))
         forces.append(read_dump_forces(d / "forces.dump"))
         hills.append(np.loadtxt(d / "HILLS"))
