@@ -673,6 +673,36 @@ def test_rxn09_with_deployed_ffpt_model(tmp_path, plugin):
     assert (d / "fes.png").is_file()
 
 
+def test_metad_cli_with_checkpoint_and_artifact(tmp_path):
+    """`ffpt metad` takes a training checkpoint or a deployed artifact: same model, same
+    starting state and seed -> the same COLVAR."""
+    try:
+        from ffpt.deploy.deploy import deploy_model
+        from ffpt.model.checkpoint import build_model, save_checkpoint
+    except ImportError as exc:
+        pytest.skip(f"model/deploy not available: {exc}")
+    import torch
+    from click.testing import CliRunner
+
+    from ffpt.md.metad_cli import metad
+
+    torch.manual_seed(0)
+    d = _combustion_case(tmp_path, "09")
+    cfg = {"features": 8, "num_radial": 8, "num_interactions": 1, "dtype": "float64"}
+    model = build_model(cfg, ["H", "O"])
+    save_checkpoint(d / "model.ckpt", model, cfg)
+    deploy_model(model, d / "model.ffpt.pt", dtype="float64")
+    colvars = []
+    for name in ("model.ckpt", "model.ffpt.pt"):
+        res = CliRunner().invoke(metad, [str(d / name), "-g", str(d / "geometry.xyz"), "-p",
+                                         str(d / "plumed.dat"), "-o", str(d / f"run_{name}"),
+                                         "--steps", "100", "--seed", "5", "--no-progress"])
+        assert res.exit_code == 0, res.output
+        colvars.append(np.loadtxt(d / f"run_{name}" / "COLVAR"))
+    assert colvars[0].shape == (2, 5)
+    np.testing.assert_allclose(colvars[1], colvars[0], atol=2e-6)
+
+
 def test_metad_cli_with_teacher(tmp_path):
     from click.testing import CliRunner
 
