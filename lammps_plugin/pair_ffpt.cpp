@@ -4,23 +4,27 @@
  * edge_shift[E,3], nlocal) -> (energy of atoms 0..nlocal-1, atomic energies[N], forces[N,3] =
  * -dE/dpos for all N nodes, virial[3,3] = -sum_e edge_vec (x) dE/dedge_vec).
  *
- * Domain decomposition for a message-passing model (receptive field = layers x cutoff):
+ * Domain decomposition for a message-passing model (receptive field = L layers x cutoff r_c):
+ * a ghost shell covering the receptive field. With more than one MPI rank the comm cutoff is
+ * widened to L * r_c + skin and the full neighbour list includes neighbours of ghost atoms
+ * (REQ_FULL | REQ_GHOST). Every rank then evaluates the model on the graph of all atoms within
+ * L hops of its owned atoms, sums only the owned atoms' energies (nlocal), and LAMMPS
+ * reverse-communicates the forces on ghost atoms (newton pair on). This is exact and needs
+ * nothing from the model but the plain deploy interface (no per-layer hooks), which is why it
+ * was chosen over exchanging ghost features after each layer; its price is that each rank also
+ * evaluates a shell L * r_c thick, so sub-domains smaller than the receptive field do not speed
+ * up with more ranks (docs/lammps.md).
  *
- *  - graph ghost (used automatically with more than one MPI rank): the ghost shell is widened to
- *    the receptive field (comm cutoff >= num_interactions * cutoff + skin) and a full neighbour
- *    list *with neighbours of ghost atoms* (REQ_FULL | REQ_GHOST) gives every edge between owned
- *    and ghost atoms. The model runs on owned + ghost atoms; only owned atoms' energies are summed
- *    (nlocal), so the energy of each atom is counted once in the whole system. Ghost atoms near
- *    the outer edge of the shell see truncated neighbourhoods, but their (wrong) features never
- *    reach an owned atom within num_interactions hops, so owned energies are exact. Forces act
- *    on owned and ghost atoms and LAMMPS reverse-communicates ghost forces (newton pair on).
- *    Chosen over exchanging ghost features after every layer because it needs nothing from the
- *    model but the plain deploy interface (any TorchScript model, no per-layer hooks), and it is
- *    exact; the price is redundant work on the shell, which dominates for small sub-domains.
- *  - graph image (used automatically on one MPI rank): every ghost atom is a periodic image of
- *    an owned atom, so it is folded back onto its owner (via its atom ID) with a Cartesian shift,
- *    exactly like the ASE calculator. The model then runs on the owned atoms only (no shell
- *    overhead) and the normal comm cutoff suffices.
+ * Graph construction (fold yes, default): one node per atom ID. A breadth-first search from
+ * the owned atoms over the neighbour lists (edges < r_c) visits atoms in hop order; the first
+ * image reached of an atom ID becomes its node and later images of the same ID (periodic images,
+ * duplicate ghosts in small cells) are folded onto it with a Cartesian shift, as in the ASE
+ * calculator. Nodes up to L - 1 hops have complete neighbour lists (they lie within (L-1) r_c of
+ * the sub-domain, the shell is L r_c + skin) and contribute edges; nodes at hop L only enter
+ * through their layer-0 features. On one rank every ghost is an image of an owned atom, so the
+ * graph is exactly the periodic graph of the owned atoms (normal comm cutoff suffices).
+ * fold no: every owned and ghost atom is its own node (the textbook ghost-shell graph; slower,
+ * kept to validate the folding).
  *
  * The global virial comes from the model (identical to sum r.f over owned + ghost atoms in the
  * ghost graph; the only correct choice in the image graph), per-atom energies feed pe/atom.
@@ -85,7 +89,7 @@ std::string major_minor(const std::string &v)
 }    // namespace
 
 PairFFPT::PairFFPT(LAMMPS *lmp) :
-    Pair(lmp), graph_request(GRAPH_AUTO), use_ghosts(false), model_loaded(false),
+    Pair(lmp), fold(true), use_ghosts(false), model_loaded(false),
     device(torch::kCPU), dtype(torch::kFloat64), cutoff(0.0), num_interactions(0)
 {
   single_enable = 0;
@@ -155,28 +159,18 @@ void PairFFPT::settings(int narg, char **arg)
 {
   int iarg = 0;
   while (iarg < narg) {
-    if (strcmp(arg[iarg], "graph") == 0) {
-      if (iarg + 1 >= narg) error->all(FLERR, "pair_style ffpt: 'graph' needs auto, image or ghost");
-      std::string v = arg[iarg + 1];
-      if (v == "auto")
-        graph_request = GRAPH_AUTO;
-      else if (v == "image")
-        graph_request = GRAPH_IMAGE;
-      else if (v == "ghost")
-        graph_request = GRAPH_GHOST;
-      else
-        error->all(FLERR, "pair_style ffpt: unknown graph mode '{}'; use auto, image or ghost", v);
+    if (strcmp(arg[iarg], "fold") == 0) {
+      if (iarg + 1 >= narg) error->all(FLERR, "pair_style ffpt: 'fold' needs yes or no");
+      fold = utils::logical(FLERR, arg[iarg + 1], false, lmp) == 1;
       iarg += 2;
     } else {
       error->all(FLERR,
-                 "pair_style ffpt: unknown keyword '{}'; usage: pair_style ffpt [graph auto|image|ghost] "
+                 "pair_style ffpt: unknown keyword '{}'; usage: pair_style ffpt [fold yes|no] "
                  "(the model file and elements go into pair_coeff * * model.pt El1 El2 ...)",
                  arg[iarg]);
     }
   }
-  if (graph_request == GRAPH_IMAGE && comm->nprocs > 1)
-    error->all(FLERR, "pair_style ffpt: graph image works on one MPI rank only; use graph auto or ghost");
-  use_ghosts = graph_request == GRAPH_GHOST || (graph_request == GRAPH_AUTO && comm->nprocs > 1);
+  use_ghosts = comm->nprocs > 1 || !fold;
   ghostneigh = use_ghosts ? 1 : 0;
 }
 
@@ -327,13 +321,14 @@ void PairFFPT::init_style()
     if (comm->cutghostuser < need) {
       comm->cutghostuser = need;
       if (comm->me == 0)
-        utils::logmesg(lmp, "pair_style ffpt: graph ghost, ghost shell (comm cutoff) set to {} A\n", need);
+        utils::logmesg(lmp, "pair_style ffpt: ghost shell (comm cutoff) set to {} A\n", need);
     }
   } else {
     neighbor->add_request(this, NeighConst::REQ_FULL);
-    if (comm->me == 0)
-      utils::logmesg(lmp, "pair_style ffpt: graph image (periodic images folded onto owned atoms)\n");
   }
+  if (comm->me == 0)
+    utils::logmesg(lmp, "pair_style ffpt: {} graph, {}\n", fold ? "folded" : "unfolded",
+                   use_ghosts ? "ghost shell covers the receptive field" : "single domain");
 }
 
 double PairFFPT::init_one(int i, int j)
@@ -348,77 +343,9 @@ void PairFFPT::compute(int eflag, int vflag)
   if (vflag_atom)
     error->all(FLERR, "pair_style ffpt does not provide per-atom virials (compute stress/atom)");
 
-  double **x = atom->x;
-  double **f = atom->f;
-  int *type = atom->type;
-  tagint *tag = atom->tag;
+  const int nnodes = fold ? build_folded_graph() : build_unfolded_graph();
   const int nlocal = atom->nlocal;
-  const int nall = nlocal + atom->nghost;
-  const int inum = list->inum;
-  const int *ilist = list->ilist;
-  const int *numneigh = list->numneigh;
-  int **firstneigh = list->firstneigh;
-  const double cutsq_ = cutoff * cutoff;
-
-  edge_i.clear();
-  edge_j.clear();
-  edge_shift.clear();
-  int nnodes;
-
-  if (use_ghosts) {
-    nnodes = nall;
-    const int ntot = inum + list->gnum;
-    for (int ii = 0; ii < ntot; ii++) {
-      const int i = ilist[ii];
-      const int *jlist = firstneigh[i];
-      for (int jj = 0; jj < numneigh[i]; jj++) {
-        const int j = jlist[jj] & NEIGHMASK;
-        const double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
-        if (dx * dx + dy * dy + dz * dz < cutsq_) {
-          edge_i.push_back(i);
-          edge_j.push_back(j);
-        }
-      }
-    }
-    edge_shift.assign(3 * edge_i.size(), 0.0);
-  } else {
-    nnodes = nlocal;
-    tagint maxtag = 0;
-    for (int i = 0; i < nlocal; i++) maxtag = std::max(maxtag, tag[i]);
-    if ((tagint) tag2local.size() < maxtag + 1) tag2local.resize(maxtag + 1);
-    for (int i = 0; i < nlocal; i++) tag2local[tag[i]] = i;
-    for (int ii = 0; ii < inum; ii++) {
-      const int i = ilist[ii];
-      const int *jlist = firstneigh[i];
-      for (int jj = 0; jj < numneigh[i]; jj++) {
-        const int j = jlist[jj] & NEIGHMASK;
-        const double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
-        if (dx * dx + dy * dy + dz * dz >= cutsq_) continue;
-        int owner = j;
-        if (j >= nlocal) {
-          if (tag[j] > maxtag || tag[j] < 1) owner = -1;
-          else owner = tag2local[tag[j]];
-          if (owner < 0 || owner >= nlocal || tag[owner] != tag[j])
-            error->one(FLERR, "pair_style ffpt: ghost atom {} has no owned image (graph image needs one MPI rank)",
-                       tag[j]);
-        }
-        edge_i.push_back(i);
-        edge_j.push_back(owner);
-        edge_shift.push_back(x[j][0] - x[owner][0]);
-        edge_shift.push_back(x[j][1] - x[owner][1]);
-        edge_shift.push_back(x[j][2] - x[owner][2]);
-      }
-    }
-  }
-
-  species.resize(nnodes);
-  for (int k = 0; k < nnodes; k++) {
-    const int s = type2species[type[k]];
-    if (s < 0)
-      error->one(FLERR, "pair_style ffpt: atom {} has type {} which pair_coeff maps to NULL", tag[k],
-                 type[k]);
-    species[k] = s;
-  }
+  double **f = atom->f;
 
   if (nnodes == 0) return;    // an empty sub-domain contributes nothing
 
@@ -426,7 +353,8 @@ void PairFFPT::compute(int eflag, int vflag)
   auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
   auto i64 = torch::TensorOptions().dtype(torch::kInt64);
   // bulk copies: from_blob views of LAMMPS/host buffers, then one copy to the model dtype/device
-  torch::Tensor pos = torch::from_blob(x[0], {nnodes, 3}, f64).to(device, dtype, false, true);
+  torch::Tensor pos =
+      torch::from_blob(node_pos.data(), {nnodes, 3}, f64).to(device, dtype, false, true);
   torch::Tensor spec = torch::from_blob(species.data(), {nnodes}, i64).to(device, false, true);
   torch::Tensor eidx = torch::stack({torch::from_blob(edge_i.data(), {nedges}, i64),
                                      torch::from_blob(edge_j.data(), {nedges}, i64)})
@@ -453,9 +381,10 @@ void PairFFPT::compute(int eflag, int vflag)
   torch::Tensor forces = res[2].toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
   const double *fp = forces.data_ptr<double>();
   for (int k = 0; k < nnodes; k++) {
-    f[k][0] += fp[3 * k];
-    f[k][1] += fp[3 * k + 1];
-    f[k][2] += fp[3 * k + 2];
+    const int a = node_atom[k];    // the owned or ghost atom that represents node k
+    f[a][0] += fp[3 * k];
+    f[a][1] += fp[3 * k + 1];
+    f[a][2] += fp[3 * k + 2];
   }
   if (eflag_global) eng_vdwl += energy;
   if (eflag_atom) {
@@ -479,6 +408,120 @@ double PairFFPT::memory_usage()
 {
   double bytes = Pair::memory_usage();
   bytes += (double) (edge_i.capacity() + edge_j.capacity() + species.capacity()) * sizeof(int64_t);
-  bytes += (double) edge_shift.capacity() * sizeof(double) + tag2local.capacity() * sizeof(int);
+  bytes += (double) (edge_shift.capacity() + node_pos.capacity()) * sizeof(double);
+  bytes += (double) (tag2node.capacity() + node_atom.capacity() + node_hop.capacity()) * sizeof(int);
   return bytes;
+}
+
+/* One node per atom ID, breadth-first from the owned atoms (see the top of this file).
+   Owned atoms are nodes 0..nlocal-1. Returns the number of nodes. */
+int PairFFPT::build_folded_graph()
+{
+  double **x = atom->x;
+  const int *type = atom->type;
+  const tagint *tag = atom->tag;
+  const int nlocal = atom->nlocal;
+  const int nall = nlocal + atom->nghost;
+  const int *numneigh = list->numneigh;
+  int **firstneigh = list->firstneigh;
+  const double rcsq = cutoff * cutoff;
+
+  tagint maxtag = 0;
+  for (int i = 0; i < nall; i++) maxtag = std::max(maxtag, tag[i]);
+  if ((tagint) tag2node.size() < maxtag + 1) tag2node.resize(maxtag + 1, -1);
+
+  node_atom.clear();
+  node_hop.clear();
+  edge_i.clear();
+  edge_j.clear();
+  edge_shift.clear();
+  for (int i = 0; i < nlocal; i++) {
+    tag2node[tag[i]] = i;
+    node_atom.push_back(i);
+    node_hop.push_back(0);
+  }
+  for (size_t q = 0; q < node_atom.size(); q++) {
+    if (node_hop[q] >= num_interactions) continue;    // only its layer-0 features are used
+    const int a = node_atom[q];
+    const int *jlist = firstneigh[a];
+    for (int jj = 0; jj < numneigh[a]; jj++) {
+      const int j = jlist[jj] & NEIGHMASK;
+      const double dx = x[j][0] - x[a][0], dy = x[j][1] - x[a][1], dz = x[j][2] - x[a][2];
+      if (dx * dx + dy * dy + dz * dz >= rcsq) continue;
+      int n = tag2node[tag[j]];
+      if (n < 0) {
+        n = (int) node_atom.size();
+        tag2node[tag[j]] = n;
+        node_atom.push_back(j);
+        node_hop.push_back(node_hop[q] + 1);
+      }
+      const int r = node_atom[n];
+      edge_i.push_back((int64_t) q);
+      edge_j.push_back(n);
+      edge_shift.push_back(x[j][0] - x[r][0]);
+      edge_shift.push_back(x[j][1] - x[r][1]);
+      edge_shift.push_back(x[j][2] - x[r][2]);
+    }
+  }
+  const int nnodes = (int) node_atom.size();
+  node_pos.resize(3 * (size_t) nnodes);
+  species.resize(nnodes);
+  for (int k = 0; k < nnodes; k++) {
+    const int a = node_atom[k];
+    tag2node[tag[a]] = -1;    // reset for the next step
+    node_pos[3 * k] = x[a][0];
+    node_pos[3 * k + 1] = x[a][1];
+    node_pos[3 * k + 2] = x[a][2];
+    const int s = type2species[type[a]];
+    if (s < 0)
+      error->one(FLERR, "pair_style ffpt: atom {} has type {} which pair_coeff maps to NULL", tag[a],
+                 type[a]);
+    species[k] = s;
+  }
+  return nnodes;
+}
+
+/* Every owned and ghost atom is a node; edges from the full neighbour lists of all of them. */
+int PairFFPT::build_unfolded_graph()
+{
+  double **x = atom->x;
+  const int *type = atom->type;
+  const tagint *tag = atom->tag;
+  const int nall = atom->nlocal + atom->nghost;
+  const int ntot = list->inum + list->gnum;
+  const int *ilist = list->ilist;
+  const int *numneigh = list->numneigh;
+  int **firstneigh = list->firstneigh;
+  const double rcsq = cutoff * cutoff;
+
+  edge_i.clear();
+  edge_j.clear();
+  for (int ii = 0; ii < ntot; ii++) {
+    const int i = ilist[ii];
+    const int *jlist = firstneigh[i];
+    for (int jj = 0; jj < numneigh[i]; jj++) {
+      const int j = jlist[jj] & NEIGHMASK;
+      const double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
+      if (dx * dx + dy * dy + dz * dz < rcsq) {
+        edge_i.push_back(i);
+        edge_j.push_back(j);
+      }
+    }
+  }
+  edge_shift.assign(3 * edge_i.size(), 0.0);
+  node_atom.resize(nall);
+  node_pos.resize(3 * (size_t) nall);
+  species.resize(nall);
+  for (int k = 0; k < nall; k++) {
+    node_atom[k] = k;
+    node_pos[3 * k] = x[k][0];
+    node_pos[3 * k + 1] = x[k][1];
+    node_pos[3 * k + 2] = x[k][2];
+    const int s = type2species[type[k]];
+    if (s < 0)
+      error->one(FLERR, "pair_style ffpt: atom {} has type {} which pair_coeff maps to NULL", tag[k],
+                 type[k]);
+    species[k] = s;
+  }
+  return nall;
 }

@@ -1,6 +1,6 @@
 /* pair_style ffpt: ffpt machine-learned potentials (TorchScript artifacts from ffpt-deploy).
  *
- *   pair_style ffpt [graph auto|image|ghost]
+ *   pair_style ffpt [fold yes|no]
  *   pair_coeff * * model.pt O H        (one element symbol or NULL per LAMMPS atom type)
  *
  * Everything else (elements, cutoff, interaction layers, dtype) is read from the artifact.
@@ -30,10 +30,8 @@ class PairFFPT : public Pair {
   double memory_usage() override;
 
  protected:
-  enum GraphMode { GRAPH_AUTO, GRAPH_IMAGE, GRAPH_GHOST };
-
-  int graph_request;    // what the user asked for
-  bool use_ghosts;      // ghost-shell graph (true) or image-folded single-domain graph
+  bool fold;          // fold periodic images / duplicate ghosts onto one node per atom ID
+  bool use_ghosts;    // wide ghost shell + neighbour lists of ghosts (needed with > 1 rank)
   bool model_loaded;
   torch::jit::Module model;
   torch::Device device;
@@ -46,8 +44,11 @@ class PairFFPT : public Pair {
 
   // work buffers reused every step (grown, never shrunk)
   std::vector<int64_t> edge_i, edge_j, species;
-  std::vector<double> edge_shift;
-  std::vector<int> tag2local;
+  std::vector<double> edge_shift, node_pos;
+  std::vector<int> tag2node, node_atom, node_hop;
+
+  int build_folded_graph();
+  int build_unfolded_graph();
 
   void allocate();
   void load_model(const std::string &path);

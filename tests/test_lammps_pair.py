@@ -1,8 +1,8 @@
 """pair_style ffpt (compiled LAMMPS plugin) against the Python evaluation of the same artifact.
 
 Covers non-periodic, periodic, triclinic and small periodic cells on 1, 2 and 4 MPI ranks
-(image and ghost-shell graphs), NVE energy conservation, the plugin's error messages and the
-plugin discovery through the ``lammps.plugins`` entry point.
+(folded and unfolded ghost-shell graphs), NVE energy conservation, the plugin's error messages
+and the plugin discovery through the ``lammps.plugins`` entry point.
 """
 
 from __future__ import annotations
@@ -102,11 +102,12 @@ def test_aspirin_nonperiodic(toy_artifact, tmp_path, nprocs):
     _compare(_aspirin(), toy_artifact, tmp_path, nprocs)
 
 
-@pytest.mark.parametrize(("nprocs", "style"),
-                         [(1, "ffpt"), (1, "ffpt graph ghost"), (2, "ffpt"), (4, "ffpt")])
+@pytest.mark.parametrize(("nprocs", "style"), [(1, "ffpt"), (1, "ffpt fold no"), (2, "ffpt"),
+                                               (2, "ffpt fold no"), (4, "ffpt")])
 def test_water64_periodic(toy_artifact, tmp_path, nprocs, style):
     got = _compare(_water_box(4), toy_artifact, tmp_path, nprocs, style)
-    assert ("graph ghost" in got["stdout"]) == (nprocs > 1 or "ghost" in style)
+    assert ("ghost shell covers" in got["stdout"]) == (nprocs > 1 or "fold no" in style)
+    assert ("unfolded graph" in got["stdout"]) == ("fold no" in style)
 
 
 @pytest.mark.parametrize(("nprocs", "style"), [(1, "ffpt"), (2, "ffpt")])
@@ -115,7 +116,7 @@ def test_water_triclinic(toy_artifact, tmp_path, nprocs, style):
 
 
 @pytest.mark.parametrize(("nprocs", "style"),
-                         [(1, "ffpt"), (1, "ffpt graph ghost"), (2, "ffpt")])
+                         [(1, "ffpt"), (1, "ffpt fold no"), (2, "ffpt"), (4, "ffpt")])
 def test_cell_smaller_than_cutoff(toy_artifact, tmp_path, nprocs, style):
     """8 waters in a 6.2 A triclinic cell: < 2 x cutoff, several images of one atom are
     neighbours, and the ghost shell spans the receptive field over many periodic images."""
@@ -210,7 +211,7 @@ run 400
 
 
 def test_md_one_vs_two_ranks(toy_artifact, relaxed_water, tmp_path):
-    """The same 40-step NVE trajectory on 1 rank (image graph) and 2 ranks (ghost graph,
+    """The same 40-step NVE trajectory on 1 rank (single domain) and 2 ranks (ghost shell,
     atoms migrating between domains, reneighbouring every step)."""
     inp = MD_HEAD.format(data=relaxed_water, model=toy_artifact) + """
 neigh_modify every 1 delay 0 check no

@@ -20,9 +20,8 @@ def deploy(checkpoint: str, output: str | None, dtype: str, fmt: str) -> None:
 
     if fmt == "aotinductor":
         raise click.UsageError(
-            "--format aotinductor is not shipped: the AOTInductor package is not faster than "
-            "TorchScript for ffpt models here and cannot carry the metadata the pair style "
-            "needs; use --format torchscript (see docs/lammps.md)"
+            "--format aotinductor is not shipped in this release (pair_style ffpt loads "
+            "TorchScript only; see docs/lammps.md for why); use --format torchscript"
         )
     try:
         out, meta = deploy_checkpoint(checkpoint, output, dtype=dtype)
