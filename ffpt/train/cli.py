@@ -9,22 +9,30 @@ import click
 
 
 @click.command()
-@click.option("--config", "-c", "config_path", required=True, type=click.Path(dir_okay=False),
-              help="YAML file with data/model/training sections (see inputs/*/*.yaml).")
+@click.option("--config", "-c", "config_path", default=None, type=click.Path(dir_okay=False),
+              help="YAML file with data/model/training sections (or give it as first argument).")
 @click.option("--run-dir", "-o", type=click.Path(file_okay=False), default=None,
               help="Output folder (default: runs/<config name>).")
 @click.option("--resume", is_flag=True, help="Continue exactly from <run-dir>/last.pt.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (log only).")
 @click.argument("overrides", nargs=-1)
-def train(config_path: str, run_dir: str | None, resume: bool, no_progress: bool,
+def train(config_path: str | None, run_dir: str | None, resume: bool, no_progress: bool,
           overrides: tuple[str, ...]) -> None:
     """Train a model (modes scratch, pretrain, finetune) from a YAML config.
 
-    OVERRIDES are section.key=value pairs, e.g. ``training.lr=1e-4 model.features=64``.
-    Distributed: ``torchrun --nproc_per_node 2 -m ffpt.cli train -c cfg.yaml``.
+    \b
+    ffpt train CONFIG.yaml [section.key=value ...]
+    e.g. ffpt train inputs/water/ft.yaml training.lr=1e-4 model.features=64
+    Distributed: torchrun --nproc_per_node 2 -m ffpt.cli train CONFIG.yaml
     """
     from ffpt.train.config import load_config
     from ffpt.train.trainer import train as run
+
+    overrides = list(overrides)
+    if config_path is None:
+        if not overrides or "=" in overrides[0]:
+            raise click.UsageError("give the config file: ffpt train CONFIG.yaml [key=value ...]")
+        config_path = overrides.pop(0)
 
     try:
         cfg = load_config(config_path, list(overrides))

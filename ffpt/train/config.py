@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Any
 
@@ -110,13 +111,23 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> dict:
     return resolve(cfg, overrides)
 
 
+def shared_data_dir() -> Path:
+    """Reference data beside the project: ``$FFPT_SHARED_DATA`` or ``<repo>/../shared/data``."""
+    env = os.environ.get("FFPT_SHARED_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def expand(value: str) -> str:
+    """``~`` and ``$VARS``; ``${FFPT_SHARED_DATA}`` defaults to :func:`shared_data_dir`."""
+    text = str(value).replace("${FFPT_SHARED_DATA}", str(shared_data_dir()))
+    text = text.replace("$FFPT_SHARED_DATA", str(shared_data_dir()))
+    return os.path.expandvars(os.path.expanduser(text))
+
+
 def _relative(value, base: Path):
     if value is None:
         return None
     if isinstance(value, list):
         return [_relative(v, base) for v in value]
-    p = Path(str(value)).expanduser()
-    import os
-
-    p = Path(os.path.expandvars(str(p)))
+    p = Path(expand(value))
     return str(p if p.is_absolute() or not (base / p).exists() else base / p)
