@@ -1,7 +1,7 @@
 """pair_style ffpt (compiled LAMMPS plugin) against the Python evaluation of the same artifact.
 
 Covers non-periodic, periodic, triclinic and small periodic cells on 1, 2 and 4 MPI ranks
-(folded and unfolded ghost-shell graphs), NVE energy conservation, the plugin's error messages
+(folded and unfolded ghost-shell graphs), NVE energy conservation, the error messages
 and the plugin discovery through the ``lammps.plugins`` entry point.
 """
 
@@ -351,3 +351,17 @@ def test_lmp_finds_plugin_through_entry_point(toy_artifact, tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                           timeout=120)
     assert "FOUND True" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_water_nvt_input_runs(toy_artifact, tmp_path):
+    """inputs/water/in.water-nvt.lmp runs as shipped (a few steps, toy model)."""
+    import shutil
+
+    for name in ("in.water-nvt.lmp", "water64.data"):
+        shutil.copy(ROOT / "inputs" / "water" / name, tmp_path / name)
+    (tmp_path / "run.lmp").write_text(
+        f"variable model index {toy_artifact}\nvariable steps index 10\n"
+        + (tmp_path / "in.water-nvt.lmp").read_text())
+    proc = run_lammps("run.lmp", tmp_path)
+    assert "Loop time" in proc.stdout
+    assert (tmp_path / "water-nvt-final.data").exists()

@@ -1,0 +1,155 @@
+"""Time per MD step: LAMMPS ``pair_style ffpt`` (1 and 2 MPI ranks) vs the ASE calculator.
+
+Water boxes of 192 and 1,536 atoms, float32 and float64, random-weight NewtonNets:
+``paper`` (128 features, 20 radial, 5 A, 3 interactions: the production architecture) and
+``small`` (32 features, 8 radial, 5 A, 2 interactions). One torch thread per MPI rank and
+per ASE process (the machine has 2 cores).
+
+    python benchmarks/lammps_vs_ase.py [--steps 3] [--models small,paper] [-o results.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.util
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+MODELS = {
+    "paper": {"features": 128, "num_radial": 20, "cutoff": 5.0, "num_interactions": 3},
+    "small": {"features": 32, "num_radial": 8, "cutoff": 5.0, "num_interactions": 2},
+}
+
+
+def water(n: int):
+    spec = importlib.util.spec_from_file_location("bw", ROOT / "inputs/water/build_water.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.water_box(n=n)
+
+
+def ase_step_time(ckpt: Path, dtype: str, atoms, steps: int) -> float:
+    """Seconds per VelocityVerlet step (0.5 fs) with FFPTCalculator, after 2 warm-up steps."""
+    code = f"""
+import time, torch, pickle, sys
+torch.set_num_threads(1)
+from ase import units
+from ase.md.verlet import VelocityVerlet
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+from ffpt.calculator import FFPTCalculator
+atoms = pickle.load(sys.stdin.buffer)
+atoms.calc = FFPTCalculator({str(ckpt)!r}, dtype={dtype!r})
+import numpy as np
+MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(0))
+md = VelocityVerlet(atoms, 0.5 * units.fs)
+md.run(2)
+t = time.perf_counter(); md.run({steps}); print('STEP', (time.perf_counter() - t) / {steps})
+"""
+    import pickle
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(atoms), env=env,
+                          capture_output=True, timeout=3600)
+    out = proc.stdout.decode()
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.decode()[-3000:])
+    return float(re.search(r"STEP (\S+)", out).group(1))
+
+
+def lammps_step_time(artifact: Path, atoms, steps: int, nprocs: int, workdir: Path) -> float:
+    from ffpt.lammps import run_lammps, write_data
+
+    write_data(atoms, workdir / "w.data", ["O", "H"])
+    (workdir / "in.bench").write_text(f"""units metal
+atom_style atomic
+read_data w.data
+pair_style ffpt
+pair_coeff * * {artifact} O H
+velocity all create 300.0 4928459 mom yes rot yes dist gaussian
+timestep 0.0005
+fix nve all nve
+thermo 100
+run 2
+run {steps}
+""")
+    proc = run_lammps("in.bench", workdir, nprocs=nprocs, threads=1, timeout=3600)
+    loops = re.findall(r"Loop time of (\S+) on \d+ procs for (\d+) steps", proc.stdout)
+    t, n = loops[-1]
+    return float(t) / int(n)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--models", default="small,paper")
+    p.add_argument("-o", "--output", default=str(ROOT / "benchmarks/results/lammps_vs_ase.md"))
+    a = p.parse_args()
+
+    import torch
+
+    from ffpt.deploy import deploy_checkpoint
+    from ffpt.model import build_model, save_checkpoint
+
+    rows = []
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for name in a.models.split(","):
+            for dtype in ("float32", "float64"):
+                cfg = {**MODELS[name], "dtype": dtype}
+                torch.manual_seed(0)
+                model = build_model(cfg, ["H", "O"])
+                ckpt = save_checkpoint(tmp / f"{name}-{dtype}.ckpt", model, cfg)
+                art, _ = deploy_checkpoint(ckpt, tmp / f"{name}-{dtype}.pt", dtype=dtype)
+                for n in (4, 8):
+                    atoms = water(n)
+                    res = {"model": name, "dtype": dtype, "atoms": len(atoms)}
+                    res["ase"] = ase_step_time(ckpt, dtype, atoms, a.steps)
+                    for nprocs in (1, 2):
+                        wd = tmp / f"{name}-{dtype}-{n}-{nprocs}"
+                        wd.mkdir()
+                        res[f"lmp{nprocs}"] = lammps_step_time(art, atoms, a.steps, nprocs, wd)
+                    print(res, flush=True)
+                    rows.append(res)
+    load_after = os.getloadavg()
+
+    def ms(x):
+        return "skipped" if x is None else f"{1e3 * x:.0f}"
+
+    lines = [
+        "# LAMMPS `pair_style ffpt` vs ASE `FFPTCalculator`: time per MD step",
+        "",
+        f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M UTC}; machine: "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"{platform.platform()}",
+        f"- load average before/after (1 min): {load_before[0]:.2f} / {load_after[0]:.2f} "
+        "(shared machine: other jobs ran at the same time, expect +-30 % noise)",
+        f"- torch {torch.__version__}, 1 torch thread per process/rank, {a.steps} timed steps "
+        "after 2 warm-up steps; ASE: VelocityVerlet 0.5 fs; LAMMPS: fix nve 0.5 fs, Loop time",
+        "- models (random weights): " + "; ".join(f"`{k}` {v}" for k, v in MODELS.items()),
+        "",
+        "| model | dtype | atoms | ASE ms/step | LAMMPS 1 rank | LAMMPS 2 ranks | "
+        "ASE/LAMMPS(1) | 1 rank/2 ranks |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        sp = "-" if r["lmp2"] is None else f"{r['lmp1'] / r['lmp2']:.2f}x"
+        lines.append(
+            f"| {r['model']} | {r['dtype']} | {r['atoms']} | {ms(r['ase'])} | {ms(r['lmp1'])} | "
+            f"{ms(r['lmp2'])} | {r['ase'] / r['lmp1']:.2f}x | {sp} |"
+        )
+    Path(a.output).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
