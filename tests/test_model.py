@@ -193,3 +193,27 @@ def test_unknown_element_is_a_clear_error():
     atoms.calc = FFPTCalculator(small_model())
     with pytest.raises(ValueError, match=r"element\(s\) \['N'\] not in the model"):
         atoms.get_potential_energy()
+
+
+def test_exportable_with_dynamic_sizes():
+    """make_fx -> torch.export with dynamic atom/edge counts (the AOTInductor route)."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    from ffpt.data.graph import atoms_to_batch
+    from ffpt.model import EnergyForces
+
+    ef = EnergyForces(small_model())
+    model = ef.model
+    b = atoms_to_batch(make_water_box(2), model.elements, model.cutoff)
+
+    def fn(pos, species, edge_index, edge_shift):
+        return ef(pos, species, edge_index, edge_shift, pos.shape[0])
+
+    args = (b.pos, b.species, b.edge_index, b.edge_shift)
+    gm = make_fx(fn, tracing_mode="symbolic", _allow_non_fake_inputs=True)(*args)
+    n, e = torch.export.Dim("N", min=2), torch.export.Dim("E", min=2)
+    ep = torch.export.export(gm, args, dynamic_shapes=({0: n}, {0: n}, {1: e}, {0: e}))
+    big = atoms_to_batch(make_water_box(3, seed=1), model.elements, model.cutoff)
+    args = (big.pos, big.species, big.edge_index, big.edge_shift)
+    for x, y in zip(ep.module()(*args), ef(*args, len(big.pos)), strict=True):
+        torch.testing.assert_close(x, y, atol=1e-12, rtol=0)
