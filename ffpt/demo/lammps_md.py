@@ -108,9 +108,10 @@ def run_nvt(artifact: str, elements: list[str], start: str, workdir: Path, md: d
             "scripts/setup.sh) and install ffpt (pip install -e .) so that it auto-loads"
         )
     thermo = read_thermo(workdir / "log.lammps") if log else {}
-    completed = int(thermo["Step"].max()) if thermo else 0
     frames = read_lammps_dump(workdir / "dump.lammpstrj") if (
         workdir / "dump.lammpstrj").exists() else []
+    completed = max([int(thermo["Step"].max())] if thermo else [0]
+                    + [f.step for f in frames])
     if rc != 0 and not thermo:
         tail = "\n".join((log or out).strip().splitlines()[-8:])
         raise RuntimeError(f"LAMMPS failed before the first step (rc {rc}):\n{tail}")
