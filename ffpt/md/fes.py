@@ -99,7 +99,9 @@ def read_hills(path: str | os.PathLike) -> Hills:
 def default_grid(hills: Hills, bins: int | list[int] | None = None,
                  gmin: list[float] | None = None, gmax: list[float] | None = None
                  ) -> list[np.ndarray]:
-    """Grid axes like sum_hills: ``bins+1`` points from min to max (``bins`` if periodic)."""
+    """Grid axes like sum_hills: ``bins+1`` points from min to max (``bins`` if periodic).
+
+    Default range: hill centres +- 2 sigma, not below 0 when all centres are >= 0."""
     d = hills.ndim
     if bins is None:
         bins = [200] if d == 1 else [100] * d
@@ -113,8 +115,11 @@ def default_grid(hills: Hills, bins: int | list[int] | None = None,
             axes.append(lo + (hi - lo) * np.arange(bins[k]) / bins[k])
             continue
         c, s = hills.centers[:, k], hills.sigmas[:, k]
-        lo = gmin[k] if gmin is not None else float((c - 3.0 * s).min())
-        hi = gmax[k] if gmax is not None else float((c + 3.0 * s).max())
+        lo = float((c - 2.0 * s).min())
+        if c.min() >= 0.0:  # distances, coordination numbers: nothing below zero
+            lo = max(lo, 0.0)
+        lo = gmin[k] if gmin is not None else lo
+        hi = gmax[k] if gmax is not None else float((c + 2.0 * s).max())
         axes.append(np.linspace(lo, hi, bins[k] + 1))
     return axes
 
