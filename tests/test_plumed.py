@@ -186,6 +186,31 @@ def test_restraint_lammps_matches_analytic(tmp_path, plugin, units):
     assert colvar[1] == pytest.approx(np.linalg.norm(POS[2] - POS[0]) / 10, abs=2e-6)  # %f
 
 
+@pytest.mark.parametrize("units,dt,ps_per_unit", [("metal", 0.0001, 1.0), ("real", 0.1, 1e-3)])
+def test_nve_energy_conservation_and_time(tmp_path, plugin, units, dt, ps_per_unit):
+    """NVE with a restraint bias (fix_modify energy yes): total energy conserved to 1e-4 of
+    the bias energy scale; PLUMED's time = step x timestep in ps."""
+    (tmp_path / "plumed.dat").write_text(
+        "d: DISTANCE ATOMS=1,3\nr: RESTRAINT ARG=d AT=0.2 KAPPA=3000.0\n"
+        "PRINT ARG=d,r.bias FILE=COLVAR STRIDE=500\n")
+    script = lammps_restraint_script(units).split("dump f all")[0] + f"""fix n all nve
+timestep {dt}
+thermo_style custom step pe ke etotal f_p
+thermo_modify format float %.12g
+thermo 100
+run 2000
+"""
+    out = run_lammps(tmp_path, script, plugin)
+    rows = np.array([[float(v) for v in m] for m in re.findall(
+        r"^\s+(\d+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s*$", out, flags=re.M)])
+    assert len(rows) == 21
+    etot, bias = rows[:, 3], rows[:, 4]
+    assert bias.max() - bias.min() > 0.5 * bias.max()  # the bias drives the motion
+    assert np.ptp(etot) < 1e-4 * bias.max()
+    colvar = np.loadtxt(tmp_path / "COLVAR")
+    np.testing.assert_allclose(colvar[:, 0], np.arange(5) * 500 * dt * ps_per_unit, atol=1e-6)
+
+
 @pytest.mark.parametrize("geometry", ["triclinic", "nonperiodic"])
 def test_restraint_box_handling(tmp_path, plugin, geometry):
     """Triclinic box: PLUMED's distance is the minimum image through the tilted faces;
