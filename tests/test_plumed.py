@@ -186,6 +186,39 @@ def test_restraint_lammps_matches_analytic(tmp_path, plugin, units):
     assert colvar[1] == pytest.approx(np.linalg.norm(POS[2] - POS[0]) / 10, abs=2e-6)  # %f
 
 
+def test_masses_and_charges_reach_plumed(tmp_path, plugin):
+    """COM uses LAMMPS's masses, DIPOLE its charges (atom_style charge)."""
+    q = np.array([0.4, -0.8, 0.4])
+    m = np.array([1.008, 15.999, 15.999])
+    (tmp_path / "plumed.dat").write_text(
+        "c: COM ATOMS=1-3\np: POSITION ATOM=c NOPBC\ndip: DIPOLE GROUP=1-3 NOPBC\n"
+        "PRINT ARG=p.x,p.y,p.z,dip FILE=COLVAR FMT=%.10f\n")
+    atoms = "\n".join(f"create_atoms {k + 1} single {x} {y} {z}"
+                      for k, (x, y, z) in enumerate(POS))
+    script = f"""units real
+atom_style charge
+boundary p p p
+region box block 0 {BOX} 0 {BOX} 0 {BOX}
+create_box 3 box
+{atoms}
+mass 1 {m[0]}
+mass 2 {m[1]}
+mass 3 {m[2]}
+set atom 1 charge {q[0]}
+set atom 2 charge {q[1]}
+set atom 3 charge {q[2]}
+pair_style zero 4.0
+pair_coeff * *
+fix p all plumed plumedfile plumed.dat outfile plumed.log
+run 0
+"""
+    run_lammps(tmp_path, script, plugin)
+    colvar = np.loadtxt(tmp_path / "COLVAR")
+    com = (m[:, None] * POS).sum(0) / m.sum() / 10
+    np.testing.assert_allclose(colvar[1:4], com, atol=1e-9)
+    assert colvar[4] == pytest.approx(np.linalg.norm((q[:, None] * POS).sum(0)) / 10, abs=1e-9)
+
+
 @pytest.mark.parametrize("units,dt,ps_per_unit", [("metal", 0.0001, 1.0), ("real", 0.1, 1e-3)])
 def test_nve_energy_conservation_and_time(tmp_path, plugin, units, dt, ps_per_unit):
     """NVE with a restraint bias (fix_modify energy yes): total energy conserved to 1e-4 of
