@@ -42,6 +42,9 @@ class DeployedModel:
                 f"ffpt reads {FORMAT_VERSION}; re-deploy the checkpoint with this ffpt"
             )
         self.device = torch.device(device)
+        # as in pair_style ffpt: the profiling executor re-specialises on every new edge count
+        # and runs ~2x slower than eager; the legacy executor matches eager (process-wide)
+        torch._C._jit_set_profiling_executor(False)
         self.module = torch.jit.load(str(self.path), map_location=self.device)
         self.dtype = DTYPES[self.metadata.dtype]
         self.elements = list(self.metadata.elements)
