@@ -56,11 +56,14 @@ def test_stability_criterion_finds_failure_step(tmp_path):
                       [5.0, 5, 5], [5.96, 5, 5], [4.76, 5.93, 5]])
     crashed = water.copy()
     crashed[4] = [1.3, 1.2, 1.0]  # an H of molecule 2 lands 0.36 A from an O... of molecule 1
+    collapsed = water.copy()
+    collapsed[3:] += [-2.6, -2.8, -4.0]  # the two molecules' O atoms 1.7 A apart
     dissociated = water.copy()
     dissociated[2] = [3.0, 3.0, 3.0]  # an H far from every O
     _dump(tmp_path / "ok.dump", [(0, water), (10, water)])
     _dump(tmp_path / "bad.dump", [(0, water), (10, water), (20, crashed), (30, water)])
     _dump(tmp_path / "diss.dump", [(0, water), (10, dissociated)])
+    _dump(tmp_path / "oo.dump", [(0, water), (10, collapsed)])
     z = np.array([8, 1])
     ok = check_stability(read_lammps_dump(tmp_path / "ok.dump"), z, 10)
     assert not ok.failed and ok.failure_step is None
@@ -69,6 +72,8 @@ def test_stability_criterion_finds_failure_step(tmp_path):
     assert bad.failed and bad.failure_step == 20 and "<" in bad.reason
     diss = check_stability(read_lammps_dump(tmp_path / "diss.dump"), z, 10)
     assert diss.failed and diss.failure_step == 10 and "no O" in diss.reason
+    oo = check_stability(read_lammps_dump(tmp_path / "oo.dump"), z, 10)
+    assert oo.failed and oo.failure_step == 10 and "O atoms 0 and 3" in oo.reason
     early = check_stability(read_lammps_dump(tmp_path / "ok.dump"), z, 100)
     assert early.failed and early.failure_step == 10  # stopped before the requested steps
     # a truncated last frame (crashed writer) is dropped, not misread

@@ -4,6 +4,7 @@ process so that a blown-up or crashing run cannot take the demo down with it."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -115,14 +116,24 @@ def run_nvt(artifact: str, elements: list[str], start: str, workdir: Path, md: d
     if rc != 0 and not thermo:
         tail = "\n".join((log or out).strip().splitlines()[-8:])
         raise RuntimeError(f"LAMMPS failed before the first step (rc {rc}):\n{tail}")
+    error_line = next((ln for ln in (log + out).splitlines() if ln.startswith("ERROR")), None)
+    halt = re.search(r"Fix halt condition for fix-id halt met on step (\d+) with value (\S+)",
+                     log)
+    if halt:
+        stop = (f"temperature {float(halt.group(2)):.0f} K > {10 * float(md['temperature']):.0f}"
+                f" K at step {halt.group(1)} (energy blow-up, run stopped)")
+    elif error_line:
+        stop = f"LAMMPS stopped: {error_line}"
+    else:
+        stop = "MD stopped early (see the LAMMPS log)"
     z_of_type = np.array([atomic_numbers[s] for s in types])
     st = check_stability(frames, z_of_type, steps, completed,
                          min_distance=float(stability["min_distance"]),
-                         max_oh=float(stability["max_oh"]))
+                         max_oh=float(stability["max_oh"]),
+                         min_oo=float(stability["min_oo"]), stop_reason=stop)
     ns_day = None
     if completed > 0 and wall > 0:
         ns_day = completed * float(md["timestep"]) * 1e-6 / (wall / 86400.0)
-    error_line = next((ln for ln in (log + out).splitlines() if ln.startswith("ERROR")), None)
     rec = {
         **asdict(st),
         "criterion": CRITERION.format(**stability),

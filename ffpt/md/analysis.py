@@ -2,9 +2,11 @@
 
 Stability criterion (:data:`CRITERION`): a frame is *broken* when two atoms come closer
 than ``min_distance`` (0.7 A: atoms crashing together; a water O-H bond is 0.96 A, the
-closest H...H about 1.5 A), or a hydrogen has no oxygen within ``max_oh`` (1.6 A: a water
+closest H...H about 1.5 A), or two oxygens closer than ``min_oo`` (2.0 A; liquid water has
+none below about 2.4 A), or a hydrogen has no oxygen within ``max_oh`` (1.6 A: a water
 molecule fell apart), or positions are not finite. A run *fails* at the first broken frame,
-or at its last completed step if it stopped early (LAMMPS error, e.g. lost atoms).
+or at its last completed step if it stopped early (a LAMMPS error such as lost atoms, or
+the temperature passing 10x its target: energy blow-up).
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from pathlib import Path
 import numpy as np
 
 CRITERION = (
-    "first frame with an interatomic distance < {min_distance} A, an H atom with no O "
-    "within {max_oh} A, or non-finite positions; or the last completed step if MD stopped early"
+    "first frame with an interatomic distance < {min_distance} A, an O-O distance < {min_oo} A, "
+    "an H atom with no O "
+    "within {max_oh} A, or non-finite positions; or the last completed step if MD stopped early "
+    "(LAMMPS error, or temperature above 10x the target: energy blow-up)"
 )
 
 
@@ -84,15 +88,15 @@ def read_thermo(log_path: str | os.PathLike) -> dict[str, np.ndarray]:
             cols, in_table = parts, True
             continue
         if in_table:
+            if line.startswith("Loop time"):
+                in_table = False
+                continue
             try:
                 vals = [float(v) for v in parts]
             except ValueError:
-                in_table = False
-                continue
+                continue  # a message inside the table (warning, fix halt, ...)
             if len(vals) == len(cols):
                 rows.append(vals)
-            else:
-                in_table = False
     if not rows:
         return {}
     arr = np.array(rows)
@@ -162,7 +166,8 @@ class Stability:
 
 
 def frame_broken(z: np.ndarray, pos: np.ndarray, cell: np.ndarray,
-                 min_distance: float = 0.7, max_oh: float = 1.6) -> str | None:
+                 min_distance: float = 0.7, max_oh: float = 1.6,
+                 min_oo: float = 2.0) -> str | None:
     """Why this frame breaks the stability criterion, or ``None`` if it is fine."""
     if not np.all(np.isfinite(pos)):
         return "non-finite positions"
@@ -172,6 +177,11 @@ def frame_broken(z: np.ndarray, pos: np.ndarray, cell: np.ndarray,
         i, j = np.unravel_index(np.argmin(d), d.shape)
         return f"atoms {i} and {j} at {d.min():.2f} A (< {min_distance} A)"
     h, o = np.flatnonzero(z == 1), np.flatnonzero(z == 8)
+    if len(o) > 1:
+        doo = d[np.ix_(o, o)]
+        if doo.min() < min_oo:
+            i, j = np.unravel_index(np.argmin(doo), doo.shape)
+            return f"O atoms {o[i]} and {o[j]} at {doo.min():.2f} A (< {min_oo} A)"
     if len(h) and len(o):
         nearest = d[np.ix_(h, o)].min(axis=1)
         if nearest.max() > max_oh:
@@ -183,6 +193,7 @@ def frame_broken(z: np.ndarray, pos: np.ndarray, cell: np.ndarray,
 def check_stability(
     frames: list[DumpFrame], type_numbers: np.ndarray, steps_requested: int,
     steps_completed: int | None = None, min_distance: float = 0.7, max_oh: float = 1.6,
+    min_oo: float = 2.0, stop_reason: str = "MD stopped early (see the LAMMPS log)",
 ) -> Stability:
     """Apply the stability criterion (module docstring) to a run's dump frames."""
     z_of_type = np.asarray(type_numbers)
@@ -191,7 +202,7 @@ def check_stability(
     completed = last if steps_completed is None else steps_completed
     for fr in frames:
         z = z_of_type[fr.types - 1]
-        why = frame_broken(z, fr.positions, fr.cell, min_distance, max_oh)
+        why = frame_broken(z, fr.positions, fr.cell, min_distance, max_oh, min_oo)
         if np.all(np.isfinite(fr.positions)):
             d = _mic_distances(fr.positions, fr.cell)
             np.fill_diagonal(d, np.inf)
@@ -199,6 +210,5 @@ def check_stability(
         if why is not None:
             return Stability(steps_requested, completed, True, fr.step, why, dmin)
     if completed < steps_requested:
-        return Stability(steps_requested, completed, True, completed,
-                         "MD stopped early (see the LAMMPS log)", dmin)
+        return Stability(steps_requested, completed, True, completed, stop_reason, dmin)
     return Stability(steps_requested, completed, False, None, "stable", dmin)
