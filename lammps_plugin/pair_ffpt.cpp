@@ -529,3 +529,9 @@ int PairFFPT::build_unfolded_graph()
   }
   return nall;
 }
+
+/* Entry point for the torch-free loader ffptplugin.so (see ffpt_plugin.cpp). */
+extern "C" __attribute__((visibility("default"))) void *ffpt_create_pair(void *lmp)
+{
+  return (void *) new PairFFPT((LAMMPS *) lmp);
+}

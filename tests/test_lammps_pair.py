@@ -89,10 +89,13 @@ def _compare(atoms: Atoms, artifact: Path, workdir: Path, nprocs: int, style: st
     if "energies" in ref:
         dei = np.abs(got["energies"] - ref["energies"]).max()
         assert dei <= E_TOL, f"per-atom energies differ by {dei:.2e} eV"
+    dw = 0.0
     if atoms.pbc.all() and "virial" in ref:
         w = 0.5 * (ref["virial"] + ref["virial"].T)
         dw = np.abs(got["virial"] - w).max()
         assert dw <= W_TOL, f"virial differs by {dw:.2e} eV"
+    print(f"AGREEMENT {len(atoms)} atoms, {nprocs} ranks, {style}: dE/atom {de:.1e} eV, "
+          f"max dF {df:.1e} eV/A, max dW {dw:.1e} eV")
     assert np.abs(ref["forces"]).max() > 1e-2  # the comparison is not trivially zero
     return got
 
