@@ -59,8 +59,43 @@ def write_atomic_data(path: Path, atoms, type_elements: list[str]) -> None:
           masses=True, units="metal")
 
 
+def _last_step(log: Path) -> int:
+    """Last thermo step written to a LAMMPS log so far (0 if none)."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()[-5:]
+    except FileNotFoundError:
+        return 0
+    for line in reversed(lines):
+        parts = line.split()
+        if parts and parts[0].isdigit() and len(parts) > 3:
+            return int(parts[0])
+    return 0
+
+
+def _run_with_progress(cmd: list[str], workdir: Path, env: dict, steps: int, timeout: float,
+                       progress: bool, desc: str) -> tuple[int, str]:
+    """Run LAMMPS, showing a step progress bar read from its log; (returncode, output)."""
+    from tqdm.auto import tqdm
+
+    with open(workdir / "lmp.out", "w") as sink:
+        proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=sink,
+                                stderr=subprocess.STDOUT)
+        t0 = time.perf_counter()
+        with tqdm(total=steps, unit="step", desc=desc, disable=not progress) as bar:
+            while proc.poll() is None:
+                if time.perf_counter() - t0 > timeout:
+                    proc.kill()
+                    proc.wait()
+                    return -1, f"timed out after {timeout:.0f} s"
+                time.sleep(1.0)
+                bar.update(max(0, _last_step(workdir / "log.lammps") - bar.n))
+            bar.update(max(0, _last_step(workdir / "log.lammps") - bar.n))
+    return proc.returncode, (workdir / "lmp.out").read_text(errors="replace")
+
+
 def run_nvt(artifact: str, elements: list[str], start: str, workdir: Path, md: dict,
-            stability: dict, echo: Callable[[str], None] = print) -> dict:
+            stability: dict, echo: Callable[[str], None] = print,
+            progress: bool = False) -> dict:
     """Run ``md['steps']`` steps of Langevin NVT from ``start``; returns the stability record
     (steps completed, failure step and reason by :data:`ffpt.md.analysis.CRITERION`)."""
     from ase.data import atomic_numbers
@@ -93,14 +128,9 @@ def run_nvt(artifact: str, elements: list[str], start: str, workdir: Path, md: d
     cmd = [lammps_executable(), "-in", "in.nvt.lmp", "-log", "log.lammps", "-screen", "none"]
     echo(f"    LAMMPS: {' '.join(cmd)} (in {workdir})")
     t0 = time.perf_counter()
-    try:
-        proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True,
-                              timeout=float(md.get("timeout_s", 600)))
-        rc, out = proc.returncode, proc.stdout + proc.stderr
-    except subprocess.TimeoutExpired as exc:
-        rc, out = -1, f"timed out after {exc.timeout} s"
+    rc, out = _run_with_progress(cmd, workdir, env, steps, float(md.get("timeout_s", 600)),
+                                 progress, desc=f"MD {Path(artifact).stem}")
     wall = time.perf_counter() - t0
-    (workdir / "lmp.out").write_text(out)
     log = (workdir / "log.lammps").read_text(errors="replace") if (
         workdir / "log.lammps").exists() else ""
     if "Unrecognized pair style 'ffpt'" in log + out:

@@ -220,9 +220,17 @@ class Pipeline:
             "training": {**c["train"]["common"], **c["train"][which]},
         }
         run_dir = self.run / "train" / which
-        if run_dir.exists():
-            shutil.rmtree(run_dir)  # a stage reruns from a clean folder
-        res = train(config, run_dir, progress=self.progress)
+        tag = stage_hash(config)
+        tag_file = run_dir / "demo_config_hash.txt"
+        resume = (run_dir / "last.pt").exists() and tag_file.exists() and (
+            tag_file.read_text().strip() == tag)
+        if resume:  # interrupted earlier with the same settings: continue from last.pt
+            self.echo(f"    resuming {which} training from {run_dir / 'last.pt'}")
+        elif run_dir.exists():
+            shutil.rmtree(run_dir)  # changed settings: start this training over
+        run_dir.mkdir(parents=True, exist_ok=True)
+        tag_file.write_text(tag + "\n")
+        res = train(config, run_dir, resume=resume, progress=self.progress)
         return {"best_checkpoint": str(res.best_checkpoint),
                 "last_checkpoint": str(res.last_checkpoint), "log_csv": str(res.log_csv),
                 "epochs": int(res.epochs), "metrics": _jsonable(res.metrics)}
@@ -248,6 +256,7 @@ class Pipeline:
             start=self.results["ft_structures"]["md_start"],
             workdir=self.path("md", which, "x").parent,
             md=self.cfg["md"], stability=self.cfg["stability"], echo=self.echo,
+            progress=self.progress,
         )
         return st
 
