@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -133,10 +134,12 @@ def test_tiny_demo_end_to_end(tmp_path):
     for r in rows[2:]:
         assert math.isfinite(r["E MAE (meV/atom)"])
         done, requested = map(int, r["MD steps completed"].split("/"))
-        assert requested == cfg["md"]["steps"] and 0 < done <= requested
+        assert requested == cfg["md"]["steps"] and 0 <= done <= requested
     for m in ("ft", "scratch"):
         md = summary["md"][m]
-        assert md["steps_completed"] > 0 and (md["failed"] or md["failure_step"] is None)
+        assert md["failed"] == (md["failure_step"] is not None)
+        log = Path(md["log"]).read_text()
+        assert "pair_style      ffpt" in log and "Step" in log  # LAMMPS ran the deployed model
     text = report.read_text()
     assert "| FT (PT + fine-tune) |" in text and "stability criterion" in text
     # a rerun of the same folder skips every stage
