@@ -1,0 +1,290 @@
+"""Analysis of the rxn-9 FFPT-FT run made by ``train_and_run.sh`` (stage ``analyze``).
+
+    python inputs/combustion/rxn09/train_and_run.py [--runs runs/rxn09]
+        [--out benchmarks/results/rxn09_metad] [--data $FFPT_SHARED_DATA]
+
+Reads the run folders (pt, ft, scratch, metad_ft, metad_scratch) and writes to ``--out``:
+``results.json`` (test MAEs, MD speed and stability, free-energy estimates),
+``learning_curves.png``, ``pes_cuts.png`` (IRC energies and a rigid O-H stretch),
+``fes_<model>.png`` (2D FES with convergence slices), ``fes_profile.png`` (F(d_OH) and the
+time evolution of the dissociation free energy) and small copies of COLVAR/HILLS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[3]
+KT = 0.0083144626 * 300.0  # kJ/mol at 300 K
+EV_TO_KJ = 96.48533212
+MODELS = ("ft", "scratch")
+LABEL = {"pt": "PT (qforce-h2)", "ft": "PT -> FT", "scratch": "scratch"}
+# CV grid for the FES (nm): covers the walls (d_OH <= 0.45, d_OO <= 0.25)
+GMIN, GMAX, BINS = [0.06, 0.09], [0.46, 0.26], [161, 69]
+# regions of d_OH (nm) for the free energies: bound HO2 and dissociated H + O2
+BOUND, DISSOC = (0.08, 0.13), (0.30, 0.42)
+
+
+def shared_data(arg: str | None) -> Path:
+    return Path(arg or os.environ.get("FFPT_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def read_log(path: Path) -> dict[str, np.ndarray]:
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    return {k: np.array([float(r[k]) if r[k] not in ("", None) else np.nan for r in rows])
+            for k in rows[0]}
+
+
+def learning_curves(runs: Path, out: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 3, figsize=(14, 4))
+    pt = read_log(runs / "pt" / "log.csv")
+    ax[0].semilogy(pt["epoch"], pt["val_forces_mae"], label="val force MAE (eV/A)")
+    ax[0].semilogy(pt["epoch"], pt["val_energy_per_atom_mae"], label="val E/atom MAE (eV)")
+    ax[0].set(title="pre-training (qforce-h2 labels)", xlabel="epoch")
+    ax[0].legend()
+    for m in MODELS:
+        log = read_log(runs / m / "log.csv")
+        t = log["time_s"] / 60
+        ax[1].semilogy(t, log["val_forces_mae"] * EV_TO_KJ / 4.184, label=LABEL[m])
+        ax[2].semilogy(t, log["val_energy_mae"] * EV_TO_KJ / 4.184, label=LABEL[m])
+    ax[1].set(title="rxn 9 ab initio: validation force MAE", xlabel="wall time (min)",
+              ylabel="kcal/mol/A")
+    ax[2].set(title="rxn 9 ab initio: validation energy MAE", xlabel="wall time (min)",
+              ylabel="kcal/mol")
+    for a in ax[1:]:
+        a.legend()
+    fig.tight_layout()
+    fig.savefig(out / "learning_curves.png", dpi=110)
+    plt.close(fig)
+
+
+def pes_cuts(runs: Path, data: Path, out: Path) -> dict:
+    """Energies along the IRC (reference vs models) and a rigid O1-H3 stretch 0.5-5 A."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from ase import Atoms
+
+    from ffpt.calculator import FFPTCalculator
+
+    irc = np.load(data / "h2combustion" / "09_irc.npz")
+    pos = irc["R"][:, :3]
+    e_ref = irc["E"].ravel() * 4.184  # kcal/mol -> kJ/mol
+    d_oh = np.linalg.norm(pos[:, 0] - pos[:, 2], axis=1)
+    order = np.argsort(d_oh)
+    i_min = int(np.argmin(e_ref))
+    calcs = {m: FFPTCalculator(str(runs / m / "best.pt"), dtype="float64")
+             for m in ("pt", *MODELS)}
+
+    def energy(calc, p) -> float:
+        a = Atoms("OOH", positions=p)
+        a.calc = calc
+        return a.get_potential_energy() * EV_TO_KJ
+
+    res: dict = {"irc": {}, "stretch": {}}
+    fig, ax = plt.subplots(1, 2, figsize=(11, 4))
+    ax[0].plot(d_oh[order], e_ref[order] - e_ref[i_min], "k.-", label="wB97X-V (IRC)")
+    for m in MODELS:
+        e = np.array([energy(calcs[m], p) for p in pos])
+        de = e - e_ref
+        res["irc"][m] = {"mae_kJ_mol_after_shift": float(np.mean(np.abs(de - de.mean())))}
+        ax[0].plot(d_oh[order], e[order] - e[i_min], ".-", label=LABEL[m])
+    ax[0].set(xlabel="d(O1-H3) (A)", ylabel="E - E(HO2) (kJ/mol)", title="rxn 9 IRC")
+    ax[0].legend()
+    # rigid stretch of O1-H3 from the IRC minimum (HO2), O2 fixed
+    p0 = pos[i_min]
+    u = (p0[2] - p0[0]) / np.linalg.norm(p0[2] - p0[0])
+    r = np.linspace(0.5, 5.0, 91)
+    for m in ("pt", *MODELS):
+        e = []
+        for x in r:
+            p = p0.copy()
+            p[2] = p0[0] + x * u
+            e.append(energy(calcs[m], p))
+        e = np.array(e) - energy(calcs[m], p0)
+        res["stretch"][m] = {"E_at_5A_kJ_mol": float(e[-1]), "E_min_kJ_mol": float(e.min()),
+                             "r_of_min_A": float(r[np.argmin(e)]),
+                             "E_at_0.6A_kJ_mol": float(np.interp(0.6, r, e))}
+        ax[1].plot(r, e, label=LABEL[m])
+    ax[1].axhline(e_ref[order][-1] - e_ref[i_min], color="k", ls=":",
+                  label="wB97X-V IRC end (2.4 A)")
+    ax[1].set(xlabel="d(O1-H3) (A), rigid stretch from HO2", ylabel="E - E(HO2) (kJ/mol)",
+              ylim=(-150, 500), title="rigid O-H stretch (holes show as drops)")
+    ax[1].legend()
+    fig.tight_layout()
+    fig.savefig(out / "pes_cuts.png", dpi=110)
+    plt.close(fig)
+    res["irc"]["dE_ref_end_minus_HO2_kJ_mol"] = float(e_ref[order][-1] - e_ref[i_min])
+    return res
+
+
+def md_stats(d: Path) -> dict:
+    """Speed (LAMMPS 'Performance' line) and stability of a metadynamics run."""
+    text = (d / "log.lammps").read_text()
+    res: dict = {}
+    m = re.search(r"Performance: ([\d.]+) ns/day.*?([\d.]+) timesteps/s", text)
+    if m:
+        res["ns_per_day"], res["steps_per_s"] = float(m.group(1)), float(m.group(2))
+    m = re.search(r"Loop time of ([\d.]+) on (\d+) procs for (\d+) steps", text)
+    if m:
+        res["loop_time_s"], res["steps"] = float(m.group(1)), int(m.group(3))
+    temps = []
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.split()[:3] == ["Step", "Time", "Temp"]:
+            for row in lines[i + 1:]:
+                w = row.split()
+                if not w or not re.match(r"^\d+$", w[0]):
+                    break
+                temps.append(float(w[2]))
+    if temps:
+        t = np.array(temps)
+        res["temperature_K"] = {"mean": float(t.mean()), "max": float(t.max()),
+                                "samples": len(t)}
+    cv = np.loadtxt(d / "COLVAR", comments="#")
+    res["d_OH_nm"] = [float(cv[:, 1].min()), float(cv[:, 1].max())]
+    res["d_OO_nm"] = [float(cv[:, 2].min()), float(cv[:, 2].max())]
+    res["fraction_dOH_gt_0.25nm"] = float(np.mean(cv[:, 1] > 0.25))
+    # minimum / maximum interatomic distances in the trajectory (all three pairs)
+    frames = _read_dump(d / "traj.lammpstrj")
+    if len(frames):
+        dd = np.stack([np.linalg.norm(frames[:, i] - frames[:, j], axis=1)
+                       for i, j in ((0, 1), (0, 2), (1, 2))], axis=1)
+        res["traj_min_distance_A"] = float(dd.min())
+        res["traj_max_OO_A"] = float(dd[:, 0].max())
+        res["traj_max_O2H3_A"] = float(dd[:, 2].max())
+    return res
+
+
+def _read_dump(path: Path) -> np.ndarray:
+    """Unwrapped-enough positions (minimum image in the 30 A box) of a 3-atom dump."""
+    out = []
+    lines = path.read_text().splitlines()
+    box = 30.0
+    for i, line in enumerate(lines):
+        if line.startswith("ITEM: BOX"):
+            lo, hi = map(float, lines[i + 1].split()[:2])
+            box = hi - lo
+        if line.startswith("ITEM: ATOMS"):
+            p = np.array([[float(x) for x in lines[i + 1 + k].split()[2:5]] for k in range(3)])
+            for k in (1, 2):  # minimum image relative to atom 1
+                p[k] -= box * np.round((p[k] - p[0]) / box)
+            out.append(p)
+    return np.array(out)
+
+
+def profile(fes, f2d: np.ndarray) -> np.ndarray:
+    """F(d_OH) = -kT ln integral exp(-F/kT) d(d_OO), minimum at zero."""
+    p = np.exp(-(f2d - f2d.min()) / KT).sum(axis=1)
+    with np.errstate(divide="ignore"):
+        f = -KT * np.log(p)
+    return f - f[np.isfinite(f)].min()
+
+
+def region_free_energy(x: np.ndarray, f1: np.ndarray, lo: float, hi: float) -> float:
+    m = (x >= lo) & (x <= hi)
+    return float(-KT * np.log(np.sum(np.exp(-f1[m] / KT))))
+
+
+def fes_analysis(runs: Path, out: Path, n_slices: int = 8) -> dict:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ffpt.md.fes import compute_fes, plot_fes
+
+    res: dict = {}
+    fig, ax = plt.subplots(1, 2, figsize=(11, 4))
+    for m in MODELS:
+        hills = runs / f"metad_{m}" / "HILLS"
+        if not hills.is_file():
+            continue
+        fes = compute_fes(hills, bins=BINS, gmin=GMIN, gmax=GMAX, n_slices=n_slices)
+        plot_fes(fes, out / f"fes_{m}.png", fmax=250.0)
+        x = fes.axes[0]
+        f1 = profile(fes, fes.free_energy)
+        dissoc = region_free_energy(x, f1, *DISSOC) - region_free_energy(x, f1, *BOUND)
+        # barrier: highest point of F(d_OH) between the bound minimum and the H + O2 region
+        between = (x > x[np.argmin(f1)]) & (x < DISSOC[1])
+        barrier = float(f1[between].max()) if between.any() else float("nan")
+        evol = []
+        for t, s in zip(fes.times, fes.slices, strict=True):
+            g = profile(fes, s)
+            evol.append((float(t), region_free_energy(x, g, *DISSOC)
+                         - region_free_energy(x, g, *BOUND)))
+        res[m] = {"hills": len(read_hills_heights(hills)),
+                  "dF_dissociation_kJ_mol": float(dissoc),
+                  "F_max_along_dOH_kJ_mol": barrier,
+                  "dOH_of_F_min_nm": float(x[np.argmin(f1)]),
+                  "dF_vs_time_ps": evol}
+        ax[0].plot(x * 10, f1, label=LABEL[m])
+        ax[1].plot([e[0] for e in evol], [e[1] for e in evol], "o-", label=LABEL[m])
+    ax[0].set(xlabel="d(O1-H3) (A)", ylabel="F (kJ/mol)", ylim=(-5, 300),
+              title="F(d_OH), d_OO integrated out")
+    ax[1].set(xlabel="simulation time (ps)", ylabel="F(H + O2) - F(HO2) (kJ/mol)",
+              title="convergence of the dissociation free energy")
+    for a in ax:
+        a.legend()
+    fig.tight_layout()
+    fig.savefig(out / "fes_profile.png", dpi=110)
+    plt.close(fig)
+    return res
+
+
+def read_hills_heights(path: Path) -> np.ndarray:
+    from ffpt.md.fes import read_hills
+    return read_hills(path).heights
+
+
+def copy_small(src: Path, dst: Path, limit: int = 1_000_000) -> None:
+    """Copy a PLUMED text file, keeping every k-th data line when it exceeds ``limit`` bytes."""
+    lines = src.read_text().splitlines(keepends=True)
+    size = sum(len(x) for x in lines)
+    k = int(np.ceil(size / limit))
+    kept = [x for i, x in enumerate(lines) if x.startswith("#") or i % k == 0]
+    dst.write_text("".join(kept))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", default=str(REPO / "runs" / "rxn09"))
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "rxn09_metad"))
+    ap.add_argument("--data", default=None)
+    args = ap.parse_args()
+    runs, out = Path(args.runs), Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    res: dict = {"train": {}}
+    for m in ("pt", *MODELS):
+        mf = runs / m / "metrics.json"
+        if mf.is_file():
+            res["train"][m] = json.loads(mf.read_text())
+    learning_curves(runs, out)
+    res["pes"] = pes_cuts(runs, shared_data(args.data), out)
+    res["md"] = {m: md_stats(runs / f"metad_{m}") for m in MODELS
+                 if (runs / f"metad_{m}" / "log.lammps").is_file()}
+    res["fes"] = fes_analysis(runs, out)
+    for m in MODELS:
+        d = runs / f"metad_{m}"
+        for name in ("COLVAR", "HILLS"):
+            if (d / name).is_file():
+                copy_small(d / name, out / f"{name}_{m}")
+    (out / "results.json").write_text(json.dumps(res, indent=1))
+    print(json.dumps({k: res[k] for k in ("md", "fes")}, indent=1))
+    shutil.copy(runs / "pt" / "learning_curve.png", out / "learning_curve_pt.png")
+
+
+if __name__ == "__main__":
+    main()
