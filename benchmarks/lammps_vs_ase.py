@@ -6,6 +6,7 @@ Water boxes of 192 and 1,536 atoms, float32 and float64, random-weight NewtonNet
 per ASE process (the machine has 2 cores).
 
     python benchmarks/lammps_vs_ase.py [--steps 3] [--models small,paper] [-o results.md]
+    python benchmarks/lammps_vs_ase.py --formats   # model call: AOTInductor vs TorchScript vs eager
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,12 +89,84 @@ run {steps}
     return float(t) / int(n)
 
 
+def _bind_nlocal(ef, n: int):
+    def fn(pos, sp, ei, sh):
+        return ef(pos, sp, ei, sh, n)
+
+    return fn
+
+
+def formats_table(repeats: int = 10) -> str:
+    """Model-call time, paper model, 192-atom water: AOTInductor vs TorchScript vs eager."""
+    import torch
+    from e3nn.util.jit import compile as e3nn_compile
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    from ffpt.data.graph import neighbor_graph
+    from ffpt.model import EnergyForces, build_model
+
+    torch.set_num_threads(1)
+    torch._C._jit_set_profiling_executor(False)
+    rows = ["| dtype | AOTInductor ms | TorchScript ms | eager ms | AOTI compile s |",
+            "|---|---|---|---|---|"]
+    atoms = water(4)
+    n = len(atoms)
+    for dt in ("float32", "float64"):
+        dtype = getattr(torch, dt)
+        torch.manual_seed(0)
+        model = build_model({**MODELS["paper"], "dtype": dt}, ["H", "O"]).eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        ef = EnergyForces(model)
+
+        def inputs(k, dtype=dtype):
+            atoms.rattle(0.01, seed=k)
+            ei, sh = neighbor_graph(atoms.positions, atoms.cell.array, atoms.pbc, 5.0)
+            sp = torch.tensor([0 if s == "H" else 1 for s in atoms.get_chemical_symbols()])
+            return (torch.tensor(atoms.positions, dtype=dtype), sp, torch.tensor(ei),
+                    torch.tensor(sh, dtype=dtype))
+
+        t0 = time.perf_counter()
+        args = inputs(0)
+        gm = make_fx(_bind_nlocal(ef, n), tracing_mode="symbolic",
+                     _allow_non_fake_inputs=True)(*args)
+        dim_n = torch.export.Dim("N", min=n, max=100000)  # nlocal = n is baked in
+        dim_e = torch.export.Dim("E", min=2, max=10000000)
+        ep = torch.export.export(gm, args, dynamic_shapes=({0: dim_n}, {0: dim_n}, {1: dim_e},
+                                                             {0: dim_e}))
+        with tempfile.TemporaryDirectory() as tmp:
+            pkg = torch._inductor.aoti_compile_and_package(ep, package_path=f"{tmp}/m.pt2")
+            compile_s = time.perf_counter() - t0
+            aoti = torch._inductor.aoti_load_package(pkg)
+            ts = e3nn_compile(EnergyForces(model))
+            res = {}
+            calls = {"aoti": lambda x, m=aoti: m(*x), "ts": lambda x, m=ts: m(*x, n),
+                     "eager": lambda x, m=ef: m(*x, n)}
+            for name, f in calls.items():
+                times = []
+                for k in range(repeats):
+                    x = inputs(k)
+                    t = time.perf_counter()
+                    f(x)
+                    times.append(time.perf_counter() - t)
+                res[name] = sorted(times[3:])[len(times[3:]) // 2]
+        rows.append(f"| {dt} | {1e3 * res['aoti']:.0f} | {1e3 * res['ts']:.0f} | "
+                    f"{1e3 * res['eager']:.0f} | {compile_s:.0f} |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--models", default="small,paper")
+    p.add_argument("--formats", action="store_true",
+                   help="only time the model call: AOTInductor vs TorchScript vs eager")
     p.add_argument("-o", "--output", default=str(ROOT / "benchmarks/results/lammps_vs_ase.md"))
     a = p.parse_args()
+    if a.formats:
+        print(f"load average {os.getloadavg()[0]:.2f}")
+        print(formats_table())
+        return
 
     import torch
 

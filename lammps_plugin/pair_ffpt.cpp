@@ -42,6 +42,7 @@
 #include "update.h"
 
 #include <ATen/Parallel.h>
+#include <torch/csrc/inductor/aoti_package/model_package_loader.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/cuda.h>
 
@@ -188,30 +189,86 @@ void PairFFPT::load_model(const std::string &path)
                  "'ffpt-deploy CHECKPOINT -o {}' or fix the path in pair_coeff",
                  path, path);
   }
-  torch::jit::ExtraFilesMap extra{{FFPT_METADATA, ""}};
-  try {
-    model = torch::jit::load(path, torch::Device(torch::kCPU), extra);
-  } catch (const std::exception &e) {
-    std::string msg = e.what();
-    msg = msg.substr(0, msg.find('\n'));
-    error->all(FLERR,
-               "pair_style ffpt: '{}' is not an ffpt artifact (not a TorchScript archive: {}); "
-               "create it with ffpt-deploy",
-               path, msg);
-  }
-  const std::string &text = extra[FFPT_METADATA];
-  if (text.empty())
-    error->all(FLERR,
-               "pair_style ffpt: '{}' is a TorchScript file but not an ffpt artifact (no {} "
-               "metadata); create it with ffpt-deploy",
-               path, FFPT_METADATA);
   std::map<std::string, std::string> kv;
-  std::istringstream lines(text);
-  std::string line;
-  while (std::getline(lines, line)) {
-    auto eq = line.find('=');
-    if (eq != std::string::npos) kv[line.substr(0, eq)] = line.substr(eq + 1);
+  const bool is_aoti = path.size() > 4 && path.compare(path.size() - 4, 4, ".pt2") == 0;
+  aoti.reset();
+  if (is_aoti) {
+    // AOTInductor package (ffpt-deploy --format aotinductor): metadata in the package
+    std::unordered_map<std::string, std::string> meta;
+    try {
+      meta = torch::inductor::AOTIModelPackageLoader::load_metadata_from_package(path, "model");
+    } catch (const std::exception &e) {
+      std::string msg = e.what();
+      error->all(FLERR,
+                 "pair_style ffpt: '{}' is not an ffpt artifact (not an AOTInductor package: {}); "
+                 "create it with ffpt-deploy --format aotinductor",
+                 path, msg.substr(0, msg.find('\n')));
+    }
+    for (const auto &it : meta) kv[it.first] = it.second;
+    if (kv.find("format") == kv.end())
+      error->all(FLERR,
+                 "pair_style ffpt: '{}' is an AOTInductor package but not an ffpt artifact (no ffpt "
+                 "metadata); create it with ffpt-deploy",
+                 path);
+  } else {
+    torch::jit::ExtraFilesMap extra{{FFPT_METADATA, ""}};
+    try {
+      model = torch::jit::load(path, torch::Device(torch::kCPU), extra);
+    } catch (const std::exception &e) {
+      std::string msg = e.what();
+      msg = msg.substr(0, msg.find('\n'));
+      error->all(FLERR,
+                 "pair_style ffpt: '{}' is not an ffpt artifact (not a TorchScript archive: {}); "
+                 "create it with ffpt-deploy",
+                 path, msg);
+    }
+    const std::string &text = extra[FFPT_METADATA];
+    if (text.empty())
+      error->all(FLERR,
+                 "pair_style ffpt: '{}' is a TorchScript file but not an ffpt artifact (no {} "
+                 "metadata); create it with ffpt-deploy",
+                 path, FFPT_METADATA);
+    std::istringstream lines(text);
+    std::string line;
+    while (std::getline(lines, line)) {
+      auto eq = line.find('=');
+      if (eq != std::string::npos) kv[line.substr(0, eq)] = line.substr(eq + 1);
+    }
   }
+  check_metadata(path, kv);
+  if (is_aoti) {
+    try {
+      aoti = std::make_unique<torch::inductor::AOTIModelPackageLoader>(
+          path, "model", false, 1, device.is_cuda() ? device.index() : (c10::DeviceIndex) -1);
+    } catch (const std::exception &e) {
+      std::string msg = e.what();
+      error->all(FLERR, "pair_style ffpt: cannot load AOTInductor package '{}': {}", path,
+                 msg.substr(0, msg.find('\n')));
+    }
+  } else {
+    for (const auto &p : model.parameters()) {
+      if (p.is_floating_point() && p.scalar_type() != dtype)
+        error->all(FLERR,
+                   "pair_style ffpt: dtype mismatch: '{}' declares {} but its weights are {}; "
+                   "re-deploy with 'ffpt-deploy --dtype {}'",
+                   path, kv["dtype"], std::string(c10::toString(p.scalar_type())), kv["dtype"]);
+    }
+    model.eval();
+    if (device.is_cuda()) model.to(device);
+  }
+  model_loaded = true;
+  model_path = path;
+  if (comm->me == 0)
+    utils::logmesg(lmp,
+                   "pair_style ffpt: loaded {} ({}, ffpt {}, {}, elements {}, cutoff {} A, {} "
+                   "interactions, receptive field {} A, weights sha256 {})\n",
+                   path, is_aoti ? "AOTInductor" : "TorchScript", kv["ffpt_version"], kv["dtype"],
+                   kv["elements"], cutoff, num_interactions, cutoff * num_interactions,
+                   kv["weights_sha256"].substr(0, 16));
+}
+
+void PairFFPT::check_metadata(const std::string &path, std::map<std::string, std::string> &kv)
+{
   if (kv["format"] != FFPT_FORMAT_TAG)
     error->all(FLERR, "pair_style ffpt: '{}' is not an ffpt artifact (format '{}'); create it with ffpt-deploy",
                path, kv["format"]);
@@ -235,13 +292,6 @@ void PairFFPT::load_model(const std::string &path)
   else
     error->all(FLERR, "pair_style ffpt: dtype mismatch: '{}' declares dtype '{}'; expected float32 or float64",
                path, dt);
-  for (const auto &p : model.parameters()) {
-    if (p.is_floating_point() && p.scalar_type() != dtype)
-      error->all(FLERR,
-                 "pair_style ffpt: dtype mismatch: '{}' declares {} but its weights are {}; "
-                 "re-deploy with 'ffpt-deploy --dtype {}'",
-                 path, dt, std::string(c10::toString(p.scalar_type())), dt);
-  }
   elements.clear();
   std::istringstream els(kv["elements"]);
   std::string el;
@@ -251,16 +301,6 @@ void PairFFPT::load_model(const std::string &path)
   if (elements.empty() || cutoff <= 0.0 || num_interactions <= 0)
     error->all(FLERR, "pair_style ffpt: '{}' has incomplete metadata (elements, cutoff, num_interactions)",
                path);
-  model.eval();
-  if (device.is_cuda()) model.to(device);
-  model_loaded = true;
-  model_path = path;
-  if (comm->me == 0)
-    utils::logmesg(lmp,
-                   "pair_style ffpt: loaded {} (ffpt {}, {}, elements {}, cutoff {} A, {} interactions, "
-                   "receptive field {} A, weights sha256 {})\n",
-                   path, kv["ffpt_version"], dt, kv["elements"], cutoff, num_interactions,
-                   cutoff * num_interactions, kv["weights_sha256"].substr(0, 16));
 }
 
 void PairFFPT::coeff(int narg, char **arg)
@@ -366,23 +406,30 @@ void PairFFPT::compute(int eflag, int vflag)
   torch::Tensor eshift =
       torch::from_blob(edge_shift.data(), {nedges, 3}, f64).to(device, dtype, false, true);
 
-  std::vector<torch::jit::IValue> inputs{pos, spec, eidx, eshift, (int64_t) nlocal};
-  c10::intrusive_ptr<c10::ivalue::Tuple> out;
+  std::vector<torch::Tensor> res;
   try {
-    out = model.forward(inputs).toTuple();
+    if (aoti) {
+      // AOTInductor interface: a mask of the nodes whose energies are summed
+      torch::Tensor mask = torch::zeros({nnodes}, torch::TensorOptions().dtype(dtype).device(device));
+      mask.narrow(0, 0, nlocal).fill_(1.0);
+      res = aoti->run({pos, spec, eidx, eshift, mask});
+    } else {
+      std::vector<torch::jit::IValue> inputs{pos, spec, eidx, eshift, (int64_t) nlocal};
+      auto out = model.forward(inputs).toTuple();
+      for (const auto &v : out->elements()) res.push_back(v.toTensor());
+    }
   } catch (const std::exception &e) {
     std::string msg = e.what();
     error->one(FLERR, "pair_style ffpt: the model failed: {}", msg.substr(0, 400));
   }
-  const auto &res = out->elements();
-  const double energy = res[0].toTensor().to(torch::kCPU, torch::kFloat64).item<double>();
+  const double energy = res[0].to(torch::kCPU, torch::kFloat64).item<double>();
   if (!std::isfinite(energy))
     error->one(FLERR,
                "pair_style ffpt: the model returned a non-finite energy (NaN or Inf) at step {} "
                "(atoms too close, or a broken model); check the structure and the model",
                update->ntimestep);
 
-  torch::Tensor forces = res[2].toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
+  torch::Tensor forces = res[2].to(torch::kCPU, torch::kFloat64).contiguous();
   const double *fp = forces.data_ptr<double>();
   for (int k = 0; k < nnodes; k++) {
     const int a = node_atom[k];    // the owned or ghost atom that represents node k
@@ -392,12 +439,12 @@ void PairFFPT::compute(int eflag, int vflag)
   }
   if (eflag_global) eng_vdwl += energy;
   if (eflag_atom) {
-    torch::Tensor ae = res[1].toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
+    torch::Tensor ae = res[1].to(torch::kCPU, torch::kFloat64).contiguous();
     const double *ep = ae.data_ptr<double>();
     for (int i = 0; i < nlocal; i++) eatom[i] += ep[i];
   }
   if (vflag_global) {
-    torch::Tensor w = res[3].toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
+    torch::Tensor w = res[3].to(torch::kCPU, torch::kFloat64).contiguous();
     const double *wp = w.data_ptr<double>();
     virial[0] += wp[0];
     virial[1] += wp[4];

@@ -12,9 +12,16 @@
 
 #include <torch/script.h>
 
+#include <map>
+#include <memory>
+
 #include <cstdint>
 #include <string>
 #include <vector>
+
+namespace torch::inductor {
+class AOTIModelPackageLoader;
+}
 
 namespace LAMMPS_NS {
 
@@ -33,7 +40,8 @@ class PairFFPT : public Pair {
   bool fold;          // fold periodic images / duplicate ghosts onto one node per atom ID
   bool use_ghosts;    // wide ghost shell + neighbour lists of ghosts (needed with > 1 rank)
   bool model_loaded;
-  torch::jit::Module model;
+  torch::jit::Module model;                                     // TorchScript artifact
+  std::unique_ptr<torch::inductor::AOTIModelPackageLoader> aoti;    // AOTInductor (.pt2)
   torch::Device device;
   torch::ScalarType dtype;
   std::string model_path;
@@ -52,6 +60,7 @@ class PairFFPT : public Pair {
 
   void allocate();
   void load_model(const std::string &path);
+  void check_metadata(const std::string &path, std::map<std::string, std::string> &kv);
   void setup_threads_and_device();
 };
 

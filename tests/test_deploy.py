@@ -133,8 +133,8 @@ def test_cli_errors(checkpoint, tmp_path):
     runner = CliRunner()
     res = runner.invoke(deploy, [str(tmp_path / "nope.ckpt")])
     assert res.exit_code != 0 and "does not exist" in res.output
-    res = runner.invoke(deploy, [str(checkpoint), "--format", "aotinductor"])
-    assert res.exit_code != 0 and "aotinductor is not shipped" in res.output
+    res = runner.invoke(deploy, [str(checkpoint), "--format", "aotinductor", "-o", "x.pt"])
+    assert res.exit_code != 0 and "must end in .pt2" in res.output
     art = tmp_path / "a.pt"
     assert runner.invoke(deploy, [str(checkpoint), "-o", str(art)]).exit_code == 0
     res = runner.invoke(deploy, [str(art), "-o", str(tmp_path / "b.pt")])
@@ -155,3 +155,17 @@ def test_console_script(checkpoint, tmp_path):
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert read_metadata(tmp_path / "m-deployed.pt").elements == ["H", "C", "O"]
+
+
+def test_aotinductor_roundtrip(tmp_path):
+    """--format aotinductor (.pt2) gives the TorchScript numbers (toy model, float64)."""
+    model = ToyModel(["H", "O"], cutoff=3.0, num_interactions=2)
+    meta = deploy_model(model, tmp_path / "toy.pt2", fmt="aotinductor")
+    deploy_model(model, tmp_path / "toy.pt")
+    assert read_metadata(tmp_path / "toy.pt2").weights_sha256 == meta.weights_sha256
+    atoms = _water(2)
+    a = load_deployed(tmp_path / "toy.pt2").evaluate(atoms)
+    b = load_deployed(tmp_path / "toy.pt").evaluate(atoms)
+    assert abs(a["energy"] - b["energy"]) < 1e-10
+    for key in ("energies", "forces", "virial"):
+        np.testing.assert_allclose(a[key], b[key], rtol=0, atol=1e-10)

@@ -161,6 +161,26 @@ def test_trained_newtonnet_vs_ase_calculator(trained_water, tmp_path, nprocs):
     _compare(atoms, artifact, tmp_path, nprocs, ref=ref, elements=["O", "H"])
 
 
+@pytest.fixture(scope="module")
+def aoti_artifact(tmp_path_factory) -> tuple[Path, Path]:
+    """The toy model as AOTInductor package and as TorchScript."""
+    d = tmp_path_factory.mktemp("aoti")
+    model = ToyModel(["H", "C", "O"], cutoff=3.5, num_interactions=2)
+    deploy_model(model, d / "toy.pt2", fmt="aotinductor")
+    deploy_model(model, d / "toy.pt")
+    return d / "toy.pt2", d / "toy.pt"
+
+
+@pytest.mark.parametrize("nprocs", [1, 2])
+def test_aotinductor_artifact(aoti_artifact, tmp_path, nprocs):
+    """pair_coeff * * model.pt2 runs the AOTInductor package (same numbers as TorchScript)."""
+    pt2, ts = aoti_artifact
+    atoms = _triclinic(_water_box(3, seed=3))
+    ref = load_deployed(ts).evaluate(atoms)
+    got = _compare(atoms, pt2, tmp_path, nprocs, ref=ref, elements=["O", "H"])
+    assert "(AOTInductor," in got["stdout"]
+
+
 MD_HEAD = """units metal
 atom_style atomic
 read_data {data}
@@ -298,6 +318,9 @@ def test_error_messages(toy_artifact, tmp_path):
     junk = tmp_path / "junk.pt"
     junk.write_text("not a model\n")
     cases.append((ok, f"pair_coeff * * {junk} O H", "is not an ffpt artifact (not a TorchScript"))
+    junk2 = tmp_path / "junk.pt2"
+    junk2.write_text("not a package\n")
+    cases.append((ok, f"pair_coeff * * {junk2} O H", "not an ffpt artifact (not an AOTInductor"))
     plain = _resave(art, tmp_path / "plain.pt", None, drop=True)
     cases.append((ok, f"pair_coeff * * {plain} O H", "TorchScript file but not an ffpt artifact"))
     newer = _resave(art, tmp_path / "newer.pt", {"format_version": "99"})
@@ -306,7 +329,7 @@ def test_error_messages(toy_artifact, tmp_path):
     cases.append((ok, f"pair_coeff * * {other} O H", "was deployed with ffpt 9.9.0"))
     wrong = _resave(art, tmp_path / "dtype.pt", {"dtype": "float32"})
     cases.append((ok, f"pair_coeff * * {wrong} O H", "dtype mismatch"))
-    styles += ["ffpt"] * 5
+    styles += ["ffpt"] * 6
     bad = ToyModel(["H", "C", "O"], cutoff=3.5)
     with torch.no_grad():
         bad.head.fill_(float("nan"))

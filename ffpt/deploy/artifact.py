@@ -19,6 +19,11 @@ def read_metadata(path: str | os.PathLike) -> ArtifactMetadata:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"deployed model {path} does not exist")
+    if path.suffix == ".pt2":
+        from ffpt.deploy.aoti import load_package
+
+        meta = load_package(path)[1]
+        return ArtifactMetadata.from_text("".join(f"{k}={v}\n" for k, v in meta.items()))
     try:
         with zipfile.ZipFile(path) as zf:
             names = [n for n in zf.namelist() if n.endswith(f"/extra/{METADATA_FILE}")]
@@ -45,7 +50,13 @@ class DeployedModel:
         # as in pair_style ffpt: the profiling executor re-specialises on every new edge count
         # and runs ~2x slower than eager; the legacy executor matches eager (process-wide)
         torch._C._jit_set_profiling_executor(False)
-        self.module = torch.jit.load(str(self.path), map_location=self.device)
+        self.aoti = self.path.suffix == ".pt2"
+        if self.aoti:
+            from ffpt.deploy.aoti import load_package
+
+            self.module = load_package(self.path)[0]
+        else:
+            self.module = torch.jit.load(str(self.path), map_location=self.device)
         self.dtype = DTYPES[self.metadata.dtype]
         self.elements = list(self.metadata.elements)
         self.cutoff = self.metadata.cutoff
@@ -67,13 +78,13 @@ class DeployedModel:
         edge_index, shifts = neighbor_graph(atoms.positions, cell, pbc, self.cutoff)
         kw = {"dtype": self.dtype, "device": self.device}
         n = len(atoms)
-        out = self.module(
+        args = (
             torch.as_tensor(atoms.positions, **kw),
             torch.as_tensor(self.species(atoms.get_chemical_symbols()), device=self.device),
             torch.as_tensor(edge_index, device=self.device),
             torch.as_tensor(shifts, **kw),
-            n,
         )
+        out = self.module(*args, torch.ones(n, **kw)) if self.aoti else self.module(*args, n)
         e, ei, f, w = (t.detach().cpu().double().numpy() for t in out)
         return {"energy": float(e), "energies": ei, "forces": f, "virial": w}
 

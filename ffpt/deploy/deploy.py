@@ -23,6 +23,7 @@ FORMAT_TAG = "ffpt-deployed-model"
 FORMAT_VERSION = 1  # bump when the C++ side must change; the plugin checks it
 INTERFACE = "EnergyForces(pos,species,edge_index,edge_shift,nlocal)->(E,E_i,F,W)"
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+FORMATS = ("torchscript", "aotinductor")
 
 
 @dataclass
@@ -117,12 +118,21 @@ def deploy_model(
     output: str | os.PathLike,
     dtype: str = "float64",
     source: str = "",
+    fmt: str = "torchscript",
 ) -> ArtifactMetadata:
-    """Script ``model`` (with ``elements``, ``cutoff``, ``num_interactions``) to ``output``."""
+    """Write ``model`` (with ``elements``, ``cutoff``, ``num_interactions``) to ``output``.
+
+    ``fmt``: ``torchscript`` (any file name) or ``aotinductor`` (``.pt2``, see ``aoti.py``).
+    """
     import ffpt
 
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+    if (fmt == "aotinductor") != str(output).endswith(".pt2"):
+        raise ValueError("AOTInductor artifacts, and only they, must end in .pt2 "
+                         f"(got {output} for --format {fmt})")
     for attr in ("elements", "cutoff", "num_interactions"):
         if not hasattr(model, attr):
             raise TypeError(f"model has no attribute {attr!r}; is it an ffpt model?")
@@ -138,9 +148,18 @@ def deploy_model(
         weights_sha256=weights_sha256(model),
         source=source,
     )
-    scripted = _script(_energy_forces(model))
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "aotinductor":
+        from ffpt.deploy.aoti import INTERFACE as AOTI_INTERFACE
+        from ffpt.deploy.aoti import compile_package
+
+        meta.interface = AOTI_INTERFACE
+        text = meta.to_text()
+        compile_package(model, output, DTYPES[dtype],
+                        dict(line.split("=", 1) for line in text.splitlines()))
+        return meta
+    scripted = _script(_energy_forces(model))
     fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=output.name, suffix=".tmp")
     os.close(fd)
     try:
@@ -156,19 +175,21 @@ def deploy_checkpoint(
     checkpoint: str | os.PathLike,
     output: str | os.PathLike | None = None,
     dtype: str = "float64",
+    fmt: str = "torchscript",
 ) -> tuple[Path, ArtifactMetadata]:
     """``ffpt-deploy``: load a training checkpoint and write the artifact.
 
-    The default output is ``<checkpoint stem>-deployed.pt`` beside the checkpoint.
+    The default output is ``<checkpoint stem>-deployed.pt`` (``.pt2``) beside the checkpoint.
     """
     from ffpt.model import load_model
 
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
-    out = Path(output) if output else checkpoint.with_name(f"{checkpoint.stem}-deployed.pt")
+    suffix = ".pt2" if fmt == "aotinductor" else ".pt"
+    out = Path(output) if output else checkpoint.with_name(f"{checkpoint.stem}-deployed{suffix}")
     if out.resolve() == checkpoint.resolve():
         raise ValueError("the output would overwrite the checkpoint; choose another -o path")
     model = load_model(checkpoint, dtype=DTYPES[dtype])
-    meta = deploy_model(model, out, dtype=dtype, source=str(checkpoint.resolve()))
+    meta = deploy_model(model, out, dtype=dtype, source=str(checkpoint.resolve()), fmt=fmt)
     return out, meta

@@ -1,0 +1,81 @@
+"""AOTInductor artifacts (``ffpt-deploy --format aotinductor``, file suffix ``.pt2``).
+
+The model is traced through its ``autograd.grad`` with ``make_fx`` (symbolic shapes), exported
+with dynamic atom and edge counts and compiled ahead of time by Inductor; weights are frozen in.
+The interface differs from TorchScript only in the last input: a float mask of the atoms whose
+energies are summed (an integer ``nlocal`` would bake an ``N >= nlocal`` guard into the graph).
+Metadata (the same keys as ``ffpt_metadata.txt``) is stored in the package metadata.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+SUFFIX = ".pt2"
+INTERFACE = "MaskedEnergyForces(pos,species,edge_index,edge_shift,local_mask)->(E,E_i,F,W)"
+
+
+class MaskedEnergyForces(nn.Module):
+    """``forward(pos, species, edge_index, edge_shift, local_mask) -> (E, E_i, F, W)``."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, pos, species, edge_index, edge_shift, local_mask):
+        edge_vec = (pos[edge_index[1]] - pos[edge_index[0]] + edge_shift).detach()
+        edge_vec.requires_grad_(True)
+        atomic = self.model(species, edge_index, edge_vec)
+        energy = (atomic * local_mask).sum()
+        (g,) = torch.autograd.grad(energy, edge_vec)
+        forces = torch.zeros_like(pos).index_add(0, edge_index[0], g).index_add(
+            0, edge_index[1], -g)
+        virial = -edge_vec.detach().t() @ g
+        return energy.detach(), atomic.detach(), forces, virial
+
+
+def _example(model: nn.Module, dtype: torch.dtype):
+    """A small random cluster (12 atoms, all elements) as tracing example."""
+    from ffpt.data.graph import neighbor_graph
+
+    rng = np.random.default_rng(0)
+    n = 12
+    pos = rng.uniform(0, 1.2 * model.cutoff, size=(n, 3))
+    ei, sh = neighbor_graph(pos, None, False, model.cutoff)
+    species = np.arange(n) % len(model.elements)
+    return (torch.tensor(pos, dtype=dtype), torch.tensor(species), torch.tensor(ei),
+            torch.tensor(sh, dtype=dtype), torch.ones(n, dtype=dtype))
+
+
+def compile_package(model: nn.Module, output: Path, dtype: torch.dtype,
+                    metadata: dict[str, str]) -> None:
+    """Trace, export and AOT-compile ``model`` into the package ``output``."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    wrapper = MaskedEnergyForces(model)
+    args = _example(model, dtype)
+    gm = make_fx(wrapper, tracing_mode="symbolic", _allow_non_fake_inputs=True)(*args)
+    n = torch.export.Dim("atoms", min=2, max=10_000_000)
+    e = torch.export.Dim("edges", min=2, max=1_000_000_000)
+    ep = torch.export.export(gm, args, dynamic_shapes=({0: n}, {0: n}, {1: e}, {0: e}, {0: n}))
+    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=output.stem, suffix=SUFFIX)
+    os.close(fd)
+    try:
+        torch._inductor.aoti_compile_and_package(
+            ep, package_path=tmp, inductor_configs={"aot_inductor.metadata": metadata})
+        os.replace(tmp, output)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_package(path: Path):
+    """``(callable, metadata dict)`` of a compiled package."""
+    runner = torch._inductor.aoti_load_package(str(path))
+    return runner, dict(runner.get_metadata())
