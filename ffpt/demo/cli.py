@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import click
@@ -27,6 +28,9 @@ def demo(config_path, preset, run_dir, fresh, sets, ft_data, no_progress) -> Non
 
     Finished stages are skipped on a rerun of the same run folder; --fresh starts over.
     """
+    # One thread per process unless the user says otherwise: on a busy 2-core machine two
+    # torch/OpenMP threads per process ran 3x slower (training, MD, model evaluation).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     from ffpt.demo.config import load_demo_config
     from ffpt.demo.pipeline import Pipeline
 

@@ -49,6 +49,9 @@ class Pipeline:
         self.run.mkdir(parents=True, exist_ok=True)
         (self.run / MARKER).write_text("ffpt demo run folder (safe to delete)\n")
         (self.run / ".stages").mkdir(exist_ok=True)
+        import torch
+
+        torch.set_num_threads(int(cfg["train"]["common"].get("num_threads") or 1))
         self.results: dict[str, dict] = {}
         self.hashes: dict[str, str] = {}
         self.times: dict[str, float] = {}

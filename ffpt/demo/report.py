@@ -11,6 +11,8 @@ import numpy as np
 
 from ffpt.data.frames import FrameSet, atomic_write
 
+MODEL_KEYS = ("pt", "ft", "scratch")
+
 
 def test_errors(checkpoint: str, frames: FrameSet, energies: bool = True,
                 max_frames: int | None = None) -> dict:
@@ -225,6 +227,10 @@ def write_report(pipe) -> dict:
         markdown_table(rows),
         "",
         "Energy errors are per atom; PT-no-FT energies are not comparable (force-field zero).",
+        "Training budgets (max minutes): " + ", ".join(
+            f"{m.upper()} {pipe.cfg['train'][m]['max_time_min']} (stopped: "
+            f"{r[f'train_{m}']['metrics'].get('stop_reason', '?')})" for m in MODEL_KEYS)
+        + ". Demo-sized runs are not converged; the paper trains each to convergence.",
         "",
     ]
     for m in ("ft", "scratch"):
