@@ -27,6 +27,16 @@ KT = 0.0083144626 * 300.0  # kJ/mol at 300 K
 EV_TO_KJ = 96.48533212
 MODELS = ("ft", "scratch")
 LABEL = {"pt": "PT (qforce-h2)", "ft": "PT -> FT", "scratch": "scratch"}
+
+
+def label(run: str) -> str:
+    """'ft_damp0.1' -> 'PT -> FT, damp 0.1 ps' (metadynamics run names)."""
+    m, _, damp = run.partition("_damp")
+    return LABEL.get(m, m) + (f", Langevin damp {damp} ps" if damp else ", damp 5 ps (paper)")
+
+
+def metad_runs(runs: Path) -> list[str]:
+    return sorted(p.name[len("metad_"):] for p in runs.glob("metad_*") if (p / "HILLS").is_file())
 # CV grid for the FES (nm): covers the walls (d_OH <= 0.45, d_OO <= 0.25)
 GMIN, GMAX, BINS = [0.06, 0.09], [0.46, 0.26], [161, 69]
 # regions of d_OH (nm) for the free energies: bound HO2 and dissociated H + O2
@@ -95,7 +105,7 @@ def pes_cuts(runs: Path, data: Path, out: Path) -> dict:
         return a.get_potential_energy() * EV_TO_KJ
 
     res: dict = {"irc": {}, "stretch": {}}
-    fig, ax = plt.subplots(1, 2, figsize=(11, 4))
+    fig, ax = plt.subplots(1, 3, figsize=(16, 4))
     ax[0].plot(d_oh[order], e_ref[order] - e_ref[i_min], "k.-", label="wB97X-V (IRC)")
     for m in MODELS:
         e = np.array([energy(calcs[m], p) for p in pos])
@@ -124,10 +134,63 @@ def pes_cuts(runs: Path, data: Path, out: Path) -> dict:
     ax[1].set(xlabel="d(O1-H3) (A), rigid stretch from HO2", ylabel="E - E(HO2) (kJ/mol)",
               ylim=(-150, 500), title="rigid O-H stretch (holes show as drops)")
     ax[1].legend()
+    # rigid O2-O1-H3 bend (H3 kept 0.975 A from O1, in the molecular plane)
+    v = p0[1] - p0[0]
+    roo = np.linalg.norm(v)
+    ex = v / roo
+    w = (p0[2] - p0[0]) - ((p0[2] - p0[0]) @ ex) * ex
+    ey = w / np.linalg.norm(w)
+    ang = np.linspace(20.0, 180.0, 81)
+    res["bend"] = {}
+    for m in ("pt", *MODELS):
+        e = []
+        for a in np.radians(ang):
+            p = p0.copy()
+            p[2] = p0[0] + 0.975 * (np.cos(a) * ex + np.sin(a) * ey)
+            e.append(energy(calcs[m], p))
+        e = np.array(e) - energy(calcs[m], p0)
+        res["bend"][m] = {"E_min_kJ_mol": float(e.min()),
+                          "angle_of_min_deg": float(ang[np.argmin(e)]),
+                          "E_at_20deg_kJ_mol": float(e[0]), "E_at_180deg_kJ_mol": float(e[-1])}
+        ax[2].plot(ang, e, label=LABEL[m])
+    ax[2].set(xlabel="angle O2-O1-H3 (deg), rigid bend from HO2", ylabel="E - E(HO2) (kJ/mol)",
+              ylim=(-150, 800), title="rigid H-O-O bend (H3 towards O2 at small angles)")
+    ax[2].legend()
+    res["E_HO2_eV"] = {m: energy(calcs[m], p0) / EV_TO_KJ for m in ("pt", *MODELS)}
     fig.tight_layout()
     fig.savefig(out / "pes_cuts.png", dpi=110)
     plt.close(fig)
     res["irc"]["dE_ref_end_minus_HO2_kJ_mol"] = float(e_ref[order][-1] - e_ref[i_min])
+    return res
+
+
+def test_errors(runs: Path) -> dict:
+    """Test-split errors of FT and scratch (the split the trainer made: same config, seed),
+    raw and after removing the mean energy error (a constant offset is physically
+    irrelevant for one fixed composition: forces and relative energies do not see it)."""
+    from ffpt.data.graph import GraphSet
+    from ffpt.model import load_model
+    from ffpt.train.config import load_config
+    from ffpt.train.metrics import evaluate
+    from ffpt.train.trainer import load_splits
+
+    here = Path(__file__).resolve().parent
+    res = {}
+    for m, cfg_name in (("ft", "ft_rxn09.yaml"), ("scratch", "scratch_rxn09.yaml")):
+        cfg = load_config(here / cfg_name)
+        _, _, test = load_splits(cfg)
+        model = load_model(runs / m / "best.pt")
+        r = evaluate(model, GraphSet(test, model.elements, model.cutoff), 64,
+                     return_predictions=True)
+        ep, er, _ = r.pop("predictions")["energy"]
+        de = ep - er
+        r["energy_mean_error"] = float(de.mean())
+        r["energy_mae_offset_removed"] = float(np.mean(np.abs(de - de.mean())))
+        kcal = EV_TO_KJ / 4.184
+        r["kcal_mol"] = {"energy_mae": r["energy_mae"] * kcal,
+                         "energy_mae_offset_removed": r["energy_mae_offset_removed"] * kcal,
+                         "forces_mae_per_A": r["forces_mae"] * kcal}
+        res[m] = r
     return res
 
 
@@ -141,19 +204,24 @@ def md_stats(d: Path) -> dict:
     m = re.search(r"Loop time of ([\d.]+) on (\d+) procs for (\d+) steps", text)
     if m:
         res["loop_time_s"], res["steps"] = float(m.group(1)), int(m.group(3))
-    temps = []
+    rows = []
     lines = text.splitlines()
     for i, line in enumerate(lines):
         if line.split()[:3] == ["Step", "Time", "Temp"]:
             for row in lines[i + 1:]:
                 w = row.split()
-                if not w or not re.match(r"^\d+$", w[0]):
+                if len(w) != 7 or not re.match(r"^\d+$", w[0]):
                     break
-                temps.append(float(w[2]))
-    if temps:
-        t = np.array(temps)
-        res["temperature_K"] = {"mean": float(t.mean()), "max": float(t.max()),
-                                "samples": len(t)}
+                rows.append([float(x) for x in w])
+    if rows:
+        a = np.array(rows)  # step time temp pe ke etotal f_mtd (pe includes the bias)
+        t = a[:, 2]
+        e_model = a[:, 3] - a[:, 6]
+        res["temperature_K"] = {"mean": float(t.mean()), "median": float(np.median(t)),
+                                "max": float(t.max()), "samples": len(t),
+                                "mean_last_half": float(t[len(t) // 2:].mean())}
+        res["model_pe_min_eV"] = float(e_model.min())
+        res["model_pe_min_time_ps"] = float(a[np.argmin(e_model), 1])
     cv = np.loadtxt(d / "COLVAR", comments="#")
     res["d_OH_nm"] = [float(cv[:, 1].min()), float(cv[:, 1].max())]
     res["d_OO_nm"] = [float(cv[:, 2].min()), float(cv[:, 2].max())]
@@ -208,10 +276,8 @@ def fes_analysis(runs: Path, out: Path, n_slices: int = 8) -> dict:
 
     res: dict = {}
     fig, ax = plt.subplots(1, 2, figsize=(11, 4))
-    for m in MODELS:
+    for m in metad_runs(runs):
         hills = runs / f"metad_{m}" / "HILLS"
-        if not hills.is_file():
-            continue
         fes = compute_fes(hills, bins=BINS, gmin=GMIN, gmax=GMAX, n_slices=n_slices)
         plot_fes(fes, out / f"fes_{m}.png", fmax=250.0)
         x = fes.axes[0]
@@ -230,8 +296,8 @@ def fes_analysis(runs: Path, out: Path, n_slices: int = 8) -> dict:
                   "F_max_along_dOH_kJ_mol": barrier,
                   "dOH_of_F_min_nm": float(x[np.argmin(f1)]),
                   "dF_vs_time_ps": evol}
-        ax[0].plot(x * 10, f1, label=LABEL[m])
-        ax[1].plot([e[0] for e in evol], [e[1] for e in evol], "o-", label=LABEL[m])
+        ax[0].plot(x * 10, f1, label=label(m))
+        ax[1].plot([e[0] for e in evol], [e[1] for e in evol], "o-", label=label(m))
     ax[0].set(xlabel="d(O1-H3) (A)", ylabel="F (kJ/mol)", ylim=(-5, 300),
               title="F(d_OH), d_OO integrated out")
     ax[1].set(xlabel="simulation time (ps)", ylabel="F(H + O2) - F(HO2) (kJ/mol)",
@@ -271,12 +337,16 @@ def main() -> None:
         mf = runs / m / "metrics.json"
         if mf.is_file():
             res["train"][m] = json.loads(mf.read_text())
+    res["test"] = test_errors(runs)
     learning_curves(runs, out)
     res["pes"] = pes_cuts(runs, shared_data(args.data), out)
-    res["md"] = {m: md_stats(runs / f"metad_{m}") for m in MODELS
-                 if (runs / f"metad_{m}" / "log.lammps").is_file()}
+    res["md"] = {m: md_stats(runs / f"metad_{m}") for m in metad_runs(runs)}
+    for m, md in res["md"].items():  # model energy below its own HO2 minimum = a hole
+        e_ho2 = res["pes"]["E_HO2_eV"].get(m.partition("_damp")[0])
+        if e_ho2 is not None and "model_pe_min_eV" in md:
+            md["model_pe_min_minus_E_HO2_kJ_mol"] = (md["model_pe_min_eV"] - e_ho2) * EV_TO_KJ
     res["fes"] = fes_analysis(runs, out)
-    for m in MODELS:
+    for m in metad_runs(runs):
         d = runs / f"metad_{m}"
         for name in ("COLVAR", "HILLS"):
             if (d / name).is_file():

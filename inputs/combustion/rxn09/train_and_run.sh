@@ -6,7 +6,7 @@
 # Usage (from anywhere; runs in the repo root, outputs under runs/rxn09, git-ignored):
 #   inputs/combustion/rxn09/train_and_run.sh [stage ...]
 #   stages: ptdata pretrain train evaluate deploy metad fes analyze  (default: all, in order)
-#   STEPS=150000 (metad steps per model, 30 ps), MODELS="ft scratch" (deploy/metad/fes), FFPT_SHARED_DATA=/path/to/shared/data
+#   STEPS=250000 (metad steps per model, 50 ps as in in.metad), MODELS="ft scratch" (deploy/metad/fes), FFPT_SHARED_DATA=/path/to/shared/data
 # Needs the reference data h2combustion/09_*.npz (read in place, never copied).
 # Results of the committed run: benchmarks/results/rxn09_metad/README.md
 set -euo pipefail
@@ -16,8 +16,9 @@ cd "$REPO"
 BIN="${BIN:-$REPO/.venv/bin}"
 PY="$BIN/python"
 OUT=runs/rxn09
-STEPS="${STEPS:-150000}"
+STEPS="${STEPS:-250000}"
 MODELS="${MODELS:-ft scratch}"   # models for deploy / metad / fes
+DAMP="${DAMP:-}"   # Langevin damping time (ps) other than the paper's 5 ps -> metad_<m>_damp<DAMP>
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 mkdir -p "$OUT"
 stages=("$@")
@@ -72,11 +73,14 @@ fi
 
 if has metad; then
   for m in $MODELS; do
-    d="$OUT/metad_$m"
+    d="$OUT/metad_$m${DAMP:+_damp$DAMP}"
     mkdir -p "$d"
     cp "$HERE/plumed.dat" "$d/"
     # the shipped input, with thermo every 500 steps (0.1 ps) for the temperature record
-    sed 's/^thermo 5000/thermo 500/' "$HERE/in.metad" > "$d/in.metad"
+    # (and, with DAMP, another Langevin damping time)
+    sed -e 's/^thermo 5000/thermo 500/' \
+        -e "s/langevin 300.0 300.0 5.0/langevin 300.0 300.0 ${DAMP:-5.0}/" \
+        "$HERE/in.metad" > "$d/in.metad"
     "$PY" "$REPO/inputs/combustion/build_geometry.py" 09 -o "$d"
     ( cd "$d" && rm -f HILLS COLVAR && "$BIN/lmp" -in in.metad \
         -var model "$REPO/$OUT/$m.ffpt.pt" -var steps "$STEPS" -log log.lammps \
@@ -87,7 +91,7 @@ fi
 
 if has fes; then
   for m in $MODELS; do
-    d="$OUT/metad_$m"
+    d="$OUT/metad_$m${DAMP:+_damp$DAMP}"
     ( cd "$d" && "$BIN/ffpt" fes HILLS --slices 5 -o fes )
   done
 fi
