@@ -90,6 +90,16 @@ def test_finetune_refits_energy_zero_and_checks_elements(tmp_path):
     pt_mae = evaluate(m_pt, same)["energy_per_atom_mae"]
     assert evaluate(m_ft, shifted)["energy_per_atom_mae"] < 1.2 * pt_mae + 0.01
     assert ft.metrics["mode"] == "finetune"
+    assert torch.equal(m_ft.scale, m_pt.scale)  # PT energy scale kept by default...
+    ft2 = train(_cfg(ft_data, mode="finetune", init_from=str(pt.best_checkpoint),
+                     training={"max_epochs": 1, "refit_scale": True}), tmp_path / "ft2",
+                progress=False)
+    from ffpt.train import resolve
+    from ffpt.train.stats import force_rms
+    from ffpt.train.trainer import load_splits
+
+    ft_train = load_splits(resolve(_cfg(ft_data)))[0]  # the same seeded split as training
+    assert load_model(ft2.best_checkpoint).scale[0].item() == pytest.approx(force_rms(ft_train))
     # fine-tuning data with an element the PT model lacks is refused
     from ffpt.data import FrameSet
 

@@ -43,6 +43,8 @@ DEFAULTS: dict[str, Any] = {
         "factor": 0.7,
         "min_lr_ratio": 0.01,
         "grad_clip": None,
+        # finetune: also reset the energy scale to the FT force RMS (default: keep the PT scale)
+        "refit_scale": False,
         "eval_batch_size": 64,
         "num_threads": None,
         "plot_every": 10,

@@ -5,7 +5,10 @@ validation loss, stop once the lr falls below 1 % of its initial value (or at ``
 ``max_time_min``); loss = 1 x MSE(energy per atom) + 20 x MSE(force components).
 Fine-tuning loads a pre-trained checkpoint (same architecture, all weights trained) and refits the
 per-element energy shifts to the fine-tuning data, because force-field and ab initio energy zeros
-differ. Distributed data parallel runs under ``torchrun`` (gloo): every rank draws the same
+differ. The energy scale (force RMS of the PT data) is kept unless ``training.refit_scale``: rattled
+PT forces are ~10x larger than near-equilibrium ab initio ones, so keeping it makes the same lr
+a ~10x larger step in energy space (the paper's 1e-4 for FT compensates for that).
+Distributed data parallel runs under ``torchrun`` (gloo): every rank draws the same
 global batch and takes its share; losses are normalised by global counts so the trajectory equals
 a single process on the same global batch.
 """
@@ -157,7 +160,7 @@ def train(
     graphs = GraphSet(train_fs, model.elements, model.cutoff, progress=progress and main)
     if not (resume and last_path.exists()):
         with torch.no_grad():
-            if cfg["mode"] != "finetune":
+            if cfg["mode"] != "finetune" or tcfg["refit_scale"]:
                 model.scale.fill_(force_rms(train_fs))
             model.shift.zero_()
             base = _energies(model, graphs, int(tcfg["eval_batch_size"]))
