@@ -105,7 +105,7 @@ def pes_cuts(runs: Path, data: Path, out: Path) -> dict:
         return a.get_potential_energy() * EV_TO_KJ
 
     res: dict = {"irc": {}, "stretch": {}}
-    fig, ax = plt.subplots(1, 3, figsize=(16, 4))
+    fig, ax = plt.subplots(1, 4, figsize=(21, 4))
     ax[0].plot(d_oh[order], e_ref[order] - e_ref[i_min], "k.-", label="wB97X-V (IRC)")
     for m in MODELS:
         e = np.array([energy(calcs[m], p) for p in pos])
@@ -156,6 +156,24 @@ def pes_cuts(runs: Path, data: Path, out: Path) -> dict:
     ax[2].set(xlabel="angle O2-O1-H3 (deg), rigid bend from HO2", ylabel="E - E(HO2) (kJ/mol)",
               ylim=(-150, 800), title="rigid H-O-O bend (H3 towards O2 at small angles)")
     ax[2].legend()
+    # rigid O1-O2 stretch (O1-H3 kept): HO2 -> OH + O, the channel the walls allow up to 2.5 A
+    roo_scan = np.linspace(0.9, 3.0, 85)
+    res["oo_stretch"] = {}
+    for m in ("pt", *MODELS):
+        e = []
+        for x in roo_scan:
+            p = p0.copy()
+            p[1] = p0[0] + x * ex
+            e.append(energy(calcs[m], p))
+        e = np.array(e) - energy(calcs[m], p0)
+        res["oo_stretch"][m] = {"E_at_2.5A_kJ_mol": float(np.interp(2.5, roo_scan, e)),
+                                "E_at_3A_kJ_mol": float(e[-1]), "E_min_kJ_mol": float(e.min()),
+                                "r_of_min_A": float(roo_scan[np.argmin(e)])}
+        ax[3].plot(roo_scan, e, label=LABEL[m])
+    ax[3].axvspan(0.98, 1.52, color="0.9", label="d(O-O) range of the rxn-9 data")
+    ax[3].set(xlabel="d(O1-O2) (A), rigid stretch from HO2", ylabel="E - E(HO2) (kJ/mol)",
+              ylim=(-150, 600), title="rigid O-O stretch (HO2 -> OH + O)")
+    ax[3].legend()
     res["E_HO2_eV"] = {m: energy(calcs[m], p0) / EV_TO_KJ for m in ("pt", *MODELS)}
     fig.tight_layout()
     fig.savefig(out / "pes_cuts.png", dpi=110)
@@ -254,9 +272,13 @@ def _read_dump(path: Path) -> np.ndarray:
     return np.array(out)
 
 
-def profile(fes, f2d: np.ndarray) -> np.ndarray:
-    """F(d_OH) = -kT ln integral exp(-F/kT) d(d_OO), minimum at zero."""
-    p = np.exp(-(f2d - f2d.min()) / KT).sum(axis=1)
+OO_DATA_MAX = 0.152  # nm: largest d(O-O) in the rxn-9 data (O-O dissociation is untrained)
+
+
+def profile(fes, f2d: np.ndarray, oo_max: float | None = None) -> np.ndarray:
+    """F(d_OH) = -kT ln integral exp(-F/kT) d(d_OO) (d_OO <= oo_max), minimum at zero."""
+    keep = np.ones(len(fes.axes[1]), bool) if oo_max is None else fes.axes[1] <= oo_max
+    p = np.exp(-(f2d[:, keep] - f2d.min()) / KT).sum(axis=1)
     with np.errstate(divide="ignore"):
         f = -KT * np.log(p)
     return f - f[np.isfinite(f)].min()
@@ -286,24 +308,34 @@ def fes_analysis(runs: Path, out: Path, n_slices: int = 8) -> dict:
         # barrier: highest point of F(d_OH) between the bound minimum and the H + O2 region
         between = (x > x[np.argmin(f1)]) & (x < DISSOC[1])
         barrier = float(f1[between].max()) if between.any() else float("nan")
+        f1o = profile(fes, fes.free_energy, OO_DATA_MAX)
+        dissoc_o = region_free_energy(x, f1o, *DISSOC) - region_free_energy(x, f1o, *BOUND)
+        between_o = (x > x[np.argmin(f1o)]) & (x < DISSOC[1])
         evol = []
         for t, s in zip(fes.times, fes.slices, strict=True):
-            g = profile(fes, s)
+            g = profile(fes, s, OO_DATA_MAX)
             evol.append((float(t), region_free_energy(x, g, *DISSOC)
                          - region_free_energy(x, g, *BOUND)))
+        ix, iy = np.unravel_index(np.argmin(fes.free_energy), fes.free_energy.shape)
         res[m] = {"hills": len(read_hills_heights(hills)),
                   "dF_dissociation_kJ_mol": float(dissoc),
                   "F_max_along_dOH_kJ_mol": barrier,
                   "dOH_of_F_min_nm": float(x[np.argmin(f1)]),
-                  "dF_vs_time_ps": evol}
-        ax[0].plot(x * 10, f1, label=label(m))
+                  "global_F_min_at_dOH_dOO_nm": [float(x[ix]), float(fes.axes[1][iy])],
+                  "dOO_le_data_max": {
+                      "dF_dissociation_kJ_mol": float(dissoc_o),
+                      "F_max_along_dOH_kJ_mol": float(f1o[between_o].max())
+                      if between_o.any() else float("nan"),
+                      "dF_vs_time_ps": evol}}
+        line, = ax[0].plot(x * 10, f1o, label=label(m) + ", d_OO <= 1.52 A")
+        ax[0].plot(x * 10, f1, ls=":", color=line.get_color(), label=label(m) + ", all d_OO")
         ax[1].plot([e[0] for e in evol], [e[1] for e in evol], "o-", label=label(m))
-    ax[0].set(xlabel="d(O1-H3) (A)", ylabel="F (kJ/mol)", ylim=(-5, 300),
+    ax[0].set(xlabel="d(O1-H3) (A)", ylabel="F (kJ/mol)", ylim=(-5, 350),
               title="F(d_OH), d_OO integrated out")
     ax[1].set(xlabel="simulation time (ps)", ylabel="F(H + O2) - F(HO2) (kJ/mol)",
-              title="convergence of the dissociation free energy")
-    for a in ax:
-        a.legend()
+              title="dissociation free energy vs time (d_OO <= 1.52 A)")
+    ax[0].legend(fontsize=7)
+    ax[1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "fes_profile.png", dpi=110)
     plt.close(fig)
