@@ -165,7 +165,7 @@ class FrameSet:
         if not sets:
             raise ValueError("nothing to concatenate")
 
-        def cat(name: str, fill_none_ok: bool = False):
+        def cat(name: str):
             arrs = [getattr(s, name) for s in sets]
             if any(a is None for a in arrs):
                 return None
