@@ -173,6 +173,9 @@ def write_md(path: Path, rows: list[dict], peaks: dict, threads: int) -> None:
         "(forward + gradient); element-wise work (activations, scatters) is not counted.",
         "- training: one Adam step on a batch (32 aspirin or 4 water frames), energy+force loss "
         "with the double backward.",
+        "- scripted = `e3nn.util.jit.compile` with TorchScript's default (profiling) executor; "
+        "the deployed artifact switches to the legacy executor, which is faster for changing edge "
+        "counts (docs/lammps.md).",
         "- reproduce: `.venv/bin/python benchmarks/model_speed.py`",
         "",
         "| system | model | dtype | edges | params | eager ms | scripted ms | script/eager |"
