@@ -34,7 +34,9 @@ def systems():
     from conftest import make_water_box
 
     asp = molecule("CH3COOH")  # aspirin-sized stand-in when shared data is absent
-    data = Path(os.environ.get("FFPT_SHARED_DATA", REPO.parent / "shared" / "data"))
+    from ffpt.config import shared_data_dir
+
+    data = shared_data_dir()
     f = data / "aspirin_ccsd" / "aspirin_ccsd-train.xyz"
     if f.exists():
         from ase.io import read

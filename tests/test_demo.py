@@ -186,7 +186,7 @@ def test_demo_reads_user_ft_data(tmp_path):
 
 @pytest.mark.shared_data
 def test_demo_reads_rpbe_water(tmp_path):
-    from ffpt.demo.config import shared_data_dir
+    from ffpt.config import shared_data_dir
 
     path = shared_data_dir() / "water_rpbe_d3" / "water64_rpbe_d3.xyz"
     if not path.exists():

@@ -22,6 +22,7 @@ import torch
 from ase import Atoms
 from ase.build import molecule
 
+from ffpt.config import shared_data_dir
 from ffpt.deploy import deploy_model, load_deployed
 from ffpt.deploy.deploy import METADATA_FILE
 from ffpt.deploy.toy import ToyModel
@@ -33,7 +34,7 @@ pytestmark = [
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("FFPT_SHARED_DATA", ROOT.parent / "shared" / "data"))
+SHARED = shared_data_dir()
 E_TOL, F_TOL, W_TOL = 1e-8, 1e-6, 1e-6  # eV/atom, eV/A, eV
 
 

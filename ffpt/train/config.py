@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import copy
-import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ffpt.config import apply_override, expand_path, merge
 from ffpt.model.checkpoint import MODEL_DEFAULTS
 
 MODES = ("scratch", "pretrain", "finetune")
@@ -52,40 +51,11 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def merge(base: dict, update: dict, path: str = "") -> dict:
-    """Recursive merge; unknown keys are an error (typos must not be ignored)."""
-    out = copy.deepcopy(base)
-    for k, v in (update or {}).items():
-        if k not in out:
-            raise ValueError(f"unknown config key '{path}{k}'; known: {sorted(out)}")
-        if isinstance(out[k], dict) and isinstance(v, dict):
-            out[k] = merge(out[k], v, f"{path}{k}.")
-        else:
-            out[k] = v
-    return out
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``training.lr=1e-4`` -> (['training', 'lr'], 1e-4) (value parsed as YAML)."""
-    if "=" not in text:
-        raise ValueError(f"override {text!r} must look like section.key=value")
-    key, value = text.split("=", 1)
-    return key.strip().split("."), yaml.safe_load(value)
-
-
 def resolve(cfg: dict | None, overrides: list[str] = ()) -> dict:
     """Full config: defaults <- cfg <- overrides, with mode-dependent defaults and checks."""
     out = merge(DEFAULTS, cfg or {})
     for text in overrides:
-        keys, value = parse_override(text)
-        node = out
-        for k in keys[:-1]:
-            if k not in node or not isinstance(node[k], dict):
-                raise ValueError(f"override {text!r}: no section {k!r}")
-            node = node[k]
-        if keys[-1] not in node:
-            raise ValueError(f"override {text!r}: unknown key {keys[-1]!r}")
-        node[keys[-1]] = value
+        apply_override(out, text)
     if out["mode"] not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {out['mode']!r}")
     if out["mode"] == "finetune" and not out["init_from"]:
@@ -113,23 +83,10 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> dict:
     return resolve(cfg, overrides)
 
 
-def shared_data_dir() -> Path:
-    """Reference data beside the project: ``$FFPT_SHARED_DATA`` or ``<repo>/../shared/data``."""
-    env = os.environ.get("FFPT_SHARED_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
-
-
-def expand(value: str) -> str:
-    """``~`` and ``$VARS``; ``${FFPT_SHARED_DATA}`` defaults to :func:`shared_data_dir`."""
-    text = str(value).replace("${FFPT_SHARED_DATA}", str(shared_data_dir()))
-    text = text.replace("$FFPT_SHARED_DATA", str(shared_data_dir()))
-    return os.path.expandvars(os.path.expanduser(text))
-
-
 def _relative(value, base: Path):
     if value is None:
         return None
     if isinstance(value, list):
         return [_relative(v, base) for v in value]
-    p = Path(expand(value))
+    p = Path(expand_path(value))
     return str(p if p.is_absolute() or not (base / p).exists() else base / p)

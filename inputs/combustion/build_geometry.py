@@ -13,19 +13,20 @@ Writes ``geometry.xyz`` (ASE route) and ``geometry.data`` (LAMMPS, types 1 = O, 
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
 from ase.io import read, write
 
+from ffpt.config import shared_data_dir
+
 REPO = Path(__file__).resolve().parents[2]
 BOX = 30.0  # Angstrom: molecule in vacuum, >> the 5 Angstrom model cutoff
 
 
 def shared_data(arg: str | None) -> Path:
-    return Path(arg or os.environ.get("FFPT_SHARED_DATA", REPO.parent / "shared" / "data"))
+    return Path(arg) if arg else shared_data_dir()
 
 
 def _teacher_fragment(species: str) -> tuple[np.ndarray, np.ndarray]:

@@ -15,12 +15,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import re
 import shutil
 from pathlib import Path
 
 import numpy as np
+
+from ffpt.config import shared_data_dir
 
 REPO = Path(__file__).resolve().parents[3]
 KT = 0.0083144626 * 300.0  # kJ/mol at 300 K
@@ -44,7 +45,7 @@ BOUND, DISSOC = (0.08, 0.13), (0.30, 0.42)
 
 
 def shared_data(arg: str | None) -> Path:
-    return Path(arg or os.environ.get("FFPT_SHARED_DATA", REPO.parent / "shared" / "data"))
+    return Path(arg) if arg else shared_data_dir()
 
 
 def read_log(path: Path) -> dict[str, np.ndarray]:
