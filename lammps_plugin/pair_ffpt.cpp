@@ -469,7 +469,6 @@ double PairFFPT::memory_usage()
 int PairFFPT::build_folded_graph()
 {
   double **x = atom->x;
-  const int *type = atom->type;
   const tagint *tag = atom->tag;
   const int nlocal = atom->nlocal;
   const int nall = nlocal + atom->nghost;
@@ -518,26 +517,30 @@ int PairFFPT::build_folded_graph()
   node_pos.resize(3 * (size_t) nnodes);
   species.resize(nnodes);
   for (int k = 0; k < nnodes; k++) {
-    const int a = node_atom[k];
-    tag2node[tag[a]] = -1;    // reset for the next step
-    node_pos[3 * k] = x[a][0];
-    node_pos[3 * k + 1] = x[a][1];
-    node_pos[3 * k + 2] = x[a][2];
-    const int s = type2species[type[a]];
-    if (s < 0)
-      error->one(FLERR, "pair_style ffpt: atom {} has type {} which pair_coeff maps to NULL", tag[a],
-                 type[a]);
-    species[k] = s;
+    tag2node[tag[node_atom[k]]] = -1;    // reset for the next step
+    set_node(k, node_atom[k]);
   }
   return nnodes;
+}
+
+/* Node k of the graph is LAMMPS atom a: its position and model species. */
+void PairFFPT::set_node(int k, int a)
+{
+  double **x = atom->x;
+  node_pos[3 * k] = x[a][0];
+  node_pos[3 * k + 1] = x[a][1];
+  node_pos[3 * k + 2] = x[a][2];
+  const int s = type2species[atom->type[a]];
+  if (s < 0)
+    error->one(FLERR, "pair_style ffpt: atom {} has type {} which pair_coeff maps to NULL",
+               atom->tag[a], atom->type[a]);
+  species[k] = s;
 }
 
 /* Every owned and ghost atom is a node; edges from the full neighbour lists of all of them. */
 int PairFFPT::build_unfolded_graph()
 {
   double **x = atom->x;
-  const int *type = atom->type;
-  const tagint *tag = atom->tag;
   const int nall = atom->nlocal + atom->nghost;
   const int ntot = list->inum + list->gnum;
   const int *ilist = list->ilist;
@@ -565,14 +568,7 @@ int PairFFPT::build_unfolded_graph()
   species.resize(nall);
   for (int k = 0; k < nall; k++) {
     node_atom[k] = k;
-    node_pos[3 * k] = x[k][0];
-    node_pos[3 * k + 1] = x[k][1];
-    node_pos[3 * k + 2] = x[k][2];
-    const int s = type2species[type[k]];
-    if (s < 0)
-      error->one(FLERR, "pair_style ffpt: atom {} has type {} which pair_coeff maps to NULL", tag[k],
-                 type[k]);
-    species[k] = s;
+    set_node(k, k);
   }
   return nall;
 }

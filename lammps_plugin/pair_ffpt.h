@@ -57,6 +57,7 @@ class PairFFPT : public Pair {
 
   int build_folded_graph();
   int build_unfolded_graph();
+  void set_node(int k, int a);
 
   void allocate();
   void load_model(const std::string &path);
