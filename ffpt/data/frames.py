@@ -28,12 +28,15 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 FORMAT_VERSION = 1
+#: atoms closer than this (Angstrom) in a data file are an error (no physical structure has them)
+MIN_DISTANCE = 0.1
 
 
 @dataclass
@@ -49,8 +52,10 @@ class FrameSet:
     pbc: np.ndarray | None = None
     stress: np.ndarray | None = None
     info: dict = field(default_factory=dict)
+    #: where the data came from, named in validation errors (not stored)
+    source: InitVar[str] = "<memory>"
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, source: str) -> None:
         self.numbers = np.asarray(self.numbers, dtype=np.int64).reshape(-1)
         self.positions = np.asarray(self.positions, dtype=np.float64).reshape(-1, 3)
         self.n_atoms = np.asarray(self.n_atoms, dtype=np.int64).reshape(-1)
@@ -64,7 +69,7 @@ class FrameSet:
             self.pbc = np.asarray(self.pbc, dtype=bool).reshape(-1, 3)
         if self.stress is not None:
             self.stress = np.asarray(self.stress, dtype=np.float64).reshape(-1, 3, 3)
-        self.validate()
+        self.validate(source)
 
     # ------------------------------------------------------------------ basics
     @property
@@ -112,9 +117,10 @@ class FrameSet:
             arr = getattr(self, name)
             if arr is not None and not np.all(np.isfinite(arr)):
                 bad = int(np.argwhere(~np.isfinite(arr))[0, 0])
+                frame = self.frame_of_atom(bad)
                 raise ValueError(
-                    f"{source}: frame {self.frame_of_atom(bad)} has non-finite {name} "
-                    "(NaN/inf); remove or relabel it"
+                    f"{source}: frame {frame} has non-finite {name} (NaN/inf) on atom "
+                    f"{bad - int(self.offsets[frame])}; remove or relabel it"
                 )
         for name in ("energy", "cell", "stress"):
             arr = getattr(self, name)
@@ -126,6 +132,52 @@ class FrameSet:
 
     def frame_of_atom(self, atom_index: int) -> int:
         return int(np.searchsorted(self.offsets, atom_index, side="right") - 1)
+
+    def check_distances(self, source: str = "<memory>", min_distance: float = MIN_DISTANCE) -> None:
+        """Raise ``ValueError`` naming the frame and atoms of the first pair (periodic images
+        included) closer than ``min_distance`` Angstrom: such a frame has broken coordinates."""
+        from ffpt.data.graph import neighbor_graph
+
+        periodic = np.zeros(self.n_frames, bool)
+        if self.cell is not None and self.pbc is not None:
+            periodic = self.pbc.any(axis=1)
+        off = self.offsets
+        # molecules: all pairs at once, frames of one size together, in bounded chunks
+        for n in np.unique(self.n_atoms[~periodic]):
+            if n < 2:
+                continue
+            frames = np.flatnonzero((self.n_atoms == n) & ~periodic)
+            iu, ju = np.triu_indices(int(n), 1)
+            step = max(1, 2_000_000 // (int(n) * int(n)))
+            for k in range(0, len(frames), step):
+                chunk = frames[k : k + step]
+                pos = self.positions[off[chunk][:, None] + np.arange(n)]  # (F, n, 3)
+                d = np.linalg.norm(pos[:, iu] - pos[:, ju], axis=-1)
+                if (d < min_distance).any():
+                    f, p = np.argwhere(d < min_distance)[0]
+                    self._too_close(source, int(chunk[f]), int(iu[p]), int(ju[p]), d[f, p],
+                                    min_distance)
+        for i in np.flatnonzero(periodic):
+            s = self.frame_slice(int(i))
+            try:
+                ei, sh = neighbor_graph(self.positions[s], self.cell[i], self.pbc[i],
+                                        min_distance)
+            except ValueError as exc:
+                raise ValueError(f"{source}: frame {i}: {exc}") from None
+            if ei.shape[1]:
+                a, b = int(ei[0, 0]), int(ei[1, 0])
+                d = np.linalg.norm(self.positions[s][b] + sh[0] - self.positions[s][a])
+                self._too_close(source, int(i), a, b, d, min_distance)
+
+    def _too_close(self, source: str, frame: int, a: int, b: int, d: float, limit: float):
+        from ase.data import chemical_symbols
+
+        z = self.numbers[self.frame_slice(frame)]
+        raise ValueError(
+            f"{source}: frame {frame}: atoms {a} ({chemical_symbols[z[a]]}) and {b} "
+            f"({chemical_symbols[z[b]]}) are {d:.3g} A apart (< {limit} A); the coordinates are "
+            "broken: remove the frame or fix it"
+        )
 
     def frame_slice(self, i: int) -> slice:
         off = self.offsets
@@ -264,18 +316,20 @@ class FrameSet:
             pbc=np.array(pbcs) if any_cell else None,
             stress=np.array(stress) if stress_key is not None else None,
             info=dict(info or {}),
+            source=source,
         )
-        fs.validate(source)
         return fs
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike) -> Path:
-        """Write ``.npz`` (atomically) or, for other suffixes, any ASE format (e.g. extxyz)."""
+        """Write ``.npz`` or, for other suffixes, any ASE format (e.g. extxyz); atomically."""
         path = Path(path)
         if path.suffix != ".npz":
             from ase.io import write
 
-            write(path, list(self.iter_atoms()))
+            fmt = output_format(path, self.n_frames)
+            with atomic_target(path) as tmp:
+                write(tmp, list(self.iter_atoms()), format=fmt)
             return path
         arrays = {
             "format_version": np.array(FORMAT_VERSION),
@@ -312,9 +366,7 @@ class FrameSet:
             if isinstance(exc, ValueError) and "not an ffpt FrameSet" in str(exc):
                 raise
             raise ValueError(f"{path}: cannot read as .npz FrameSet ({exc})") from exc
-        fs = FrameSet(**kw, info=info)
-        fs.validate(str(path))
-        return fs
+        return FrameSet(**kw, info=info, source=str(path))
 
 
 def _get_label(atoms, key: str, where: str, frame: int, source: str):
@@ -331,21 +383,51 @@ def _get_label(atoms, key: str, where: str, frame: int, source: str):
     )
 
 
-def atomic_write(path: str | os.PathLike, writer) -> None:
-    """Call ``writer(fileobj)`` on a temp file in the target folder, then rename over ``path``."""
+def output_format(path: str | os.PathLike, n_frames: int = 1) -> str:
+    """Format name for writing ``n_frames`` frames to ``path``: ``npz`` (FrameSet) or an ASE
+    writer. Raises ``ValueError`` naming the fix for an unknown or unsuitable suffix, so callers
+    can check before any work is done."""
+    path = Path(path)
+    if path.suffix == ".npz":
+        return "npz"
+    from ase.io.formats import filetype, ioformats
+
+    try:
+        fmt = filetype(str(path), read=False)
+    except Exception:
+        fmt = None
+    hint = "use .npz (FrameSet) or an ASE format such as .extxyz"
+    if fmt not in ioformats or not ioformats[fmt].can_write:
+        raise ValueError(f"{path}: cannot write frames to this file type; {hint}")
+    if n_frames > 1 and ioformats[fmt].single:
+        raise ValueError(f"{path}: format '{fmt}' holds one frame, not {n_frames}; {hint}")
+    return fmt
+
+
+@contextmanager
+def atomic_target(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temp path in ``path``'s folder to write; on success it is renamed over ``path``,
+    on any failure (including ``OSError`` for a full disk) it is removed and ``path`` is
+    untouched. The one atomic-write primitive of the package."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            writer(f)
-            f.flush()
-            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
+        yield Path(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise
+
+
+def atomic_write(path: str | os.PathLike, writer) -> None:
+    """Call ``writer(fileobj)`` on a temp file in the target folder, then rename over ``path``;
+    the temp file is removed if anything fails (see :func:`atomic_target`)."""
+    with atomic_target(path) as tmp, open(tmp, "wb") as f:
+        writer(f)
+        f.flush()
+        os.fsync(f.fileno())

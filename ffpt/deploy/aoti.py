@@ -9,13 +9,13 @@ Metadata (the same keys as ``ffpt_metadata.txt``) is stored in the package metad
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+
+from ffpt.data.frames import atomic_target
 
 SUFFIX = ".pt2"
 INTERFACE = "MaskedEnergyForces(pos,species,edge_index,edge_shift,local_mask)->(E,E_i,F,W)"
@@ -64,15 +64,9 @@ def compile_package(model: nn.Module, output: Path, dtype: torch.dtype,
     n = torch.export.Dim("atoms", min=2, max=10_000_000)
     e = torch.export.Dim("edges", min=2, max=1_000_000_000)
     ep = torch.export.export(gm, args, dynamic_shapes=({0: n}, {0: n}, {1: e}, {0: e}, {0: n}))
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=output.stem, suffix=SUFFIX)
-    os.close(fd)
-    try:
+    with atomic_target(output, suffix=SUFFIX) as tmp:
         torch._inductor.aoti_compile_and_package(
-            ep, package_path=tmp, inductor_configs={"aot_inductor.metadata": metadata})
-        os.replace(tmp, output)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+            ep, package_path=str(tmp), inductor_configs={"aot_inductor.metadata": metadata})
 
 
 def load_package(path: Path):

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from ffpt.data.frames import atomic_target
 
 METADATA_FILE = "ffpt_metadata.txt"
 FORMAT_TAG = "ffpt-deployed-model"
@@ -160,14 +161,8 @@ def deploy_model(
                         dict(line.split("=", 1) for line in text.splitlines()))
         return meta
     scripted = _script(_energy_forces(model))
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=output.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.jit.save(scripted, tmp, _extra_files={METADATA_FILE: meta.to_text()})
-        os.replace(tmp, output)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_target(output) as tmp:
+        torch.jit.save(scripted, str(tmp), _extra_files={METADATA_FILE: meta.to_text()})
     return meta
 
 
