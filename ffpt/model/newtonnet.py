@@ -152,6 +152,15 @@ class NewtonNet(nn.Module):
     def forward(
         self, species: torch.Tensor, edge_index: torch.Tensor, edge_vec: torch.Tensor
     ) -> torch.Tensor:
+        a = self.representation(species, edge_index, edge_vec)
+        e = self.readout(a).squeeze(-1)
+        return e * self.scale[species] + self.shift[species]
+
+    def representation(
+        self, species: torch.Tensor, edge_index: torch.Tensor, edge_vec: torch.Tensor
+    ) -> torch.Tensor:
+        """Per-atom scalar features ``a`` [N, F] after the last interaction (the body that
+        energy heads share; see ``ffpt.train.strategies.ReplayHead``)."""
         r = torch.linalg.norm(edge_vec, dim=-1)
         env = self.envelope(r)
         rbf = self.rbf(r) * env.unsqueeze(-1)
@@ -162,5 +171,4 @@ class NewtonNet(nn.Module):
         d = torch.zeros_like(f)
         for layer in self.interactions:
             a, f, d = layer(a, f, d, rbf, env, sh, edge_index)
-        e = self.readout(a).squeeze(-1)
-        return e * self.scale[species] + self.shift[species]
+        return a

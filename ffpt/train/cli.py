@@ -14,10 +14,12 @@ import click
 @click.option("--run-dir", "-o", type=click.Path(file_okay=False), default=None,
               help="Output folder (default: runs/<config name>).")
 @click.option("--resume", is_flag=True, help="Continue exactly from <run-dir>/last.pt.")
+@click.option("--overwrite", is_flag=True,
+              help="Start over in a run folder that holds a run (replaces best/last/log).")
 @click.option("--no-progress", is_flag=True, help="No progress bar (log only).")
 @click.argument("overrides", nargs=-1)
-def train(config_path: str | None, run_dir: str | None, resume: bool, no_progress: bool,
-          overrides: tuple[str, ...]) -> None:
+def train(config_path: str | None, run_dir: str | None, resume: bool, overwrite: bool,
+          no_progress: bool, overrides: tuple[str, ...]) -> None:
     """Train a model (modes scratch, pretrain, finetune) from a YAML config.
 
     \b
@@ -39,7 +41,10 @@ def train(config_path: str | None, run_dir: str | None, resume: bool, no_progres
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     out = Path(run_dir) if run_dir else Path("runs") / Path(config_path).stem
-    result = run(cfg, out, resume=resume, progress=not no_progress)
+    try:
+        result = run(cfg, out, resume=resume, overwrite=overwrite, progress=not no_progress)
+    except (ValueError, FileExistsError) as exc:
+        raise click.ClickException(str(exc)) from exc
     if result.metrics:
         click.echo(json.dumps({k: v for k, v in result.metrics.items()}, indent=2))
     click.echo(f"best checkpoint: {result.best_checkpoint}")

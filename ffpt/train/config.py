@@ -13,6 +13,9 @@ from ffpt.model.checkpoint import MODEL_DEFAULTS
 MODES = ("scratch", "pretrain", "finetune")
 #: initial learning rate per mode (paper: 1e-3 from scratch, 1e-4 for PT and FT)
 DEFAULT_LR = {"scratch": 1e-3, "pretrain": 1e-4, "finetune": 1e-4}
+FT_STRATEGIES = ("plain", "l2sp", "replay")
+#: settings that only mean something when fine-tuning, with their inactive defaults
+FT_ONLY: dict[str, Any] = {"ft_strategy": "plain", "ft_freeze": [], "ft_lr_mult": {}}
 
 DEFAULTS: dict[str, Any] = {
     "mode": "scratch",
@@ -35,6 +38,9 @@ DEFAULTS: dict[str, Any] = {
         "lr": None,
         "batch_size": 32,
         "max_epochs": 1000,
+        # optimiser-step budget (null: unlimited); the run stops at whichever budget ends first
+        "max_steps": None,
+        # wall-clock guard only (null: none); results then depend on machine load
         "max_time_min": None,
         "energy_weight": 1.0,
         "forces_weight": 20.0,
@@ -42,8 +48,19 @@ DEFAULTS: dict[str, Any] = {
         "factor": 0.7,
         "min_lr_ratio": 0.01,
         "grad_clip": None,
-        # finetune: also reset the energy scale to the FT force RMS (default: keep the PT scale)
+        # finetune: set the energy scale to the FT force RMS, compensated inside the readout so
+        # that the start is the PT function (default: keep the PT scale)
         "refit_scale": False,
+        # finetune only (see ffpt.train.strategies): plain | l2sp | replay
+        "ft_strategy": "plain",
+        # l2sp: loss += alpha * sum (theta - theta_PT)^2, in loss units per squared parameter
+        "l2sp_alpha": 1e-2,
+        # replay: PT frames (data; default: the PT run's data.train) per FT frame, PT-head weight
+        "replay": {"data": None, "ratio": 1.0, "weight": 1.0},
+        # finetune: freeze parameters by name prefix, e.g. [embedding, interactions.0]
+        "ft_freeze": [],
+        # finetune: lr multiplier per parameter-name prefix, e.g. {embedding: 0.1}
+        "ft_lr_mult": {},
         "eval_batch_size": 64,
         "num_threads": None,
         "plot_every": 10,
@@ -64,7 +81,56 @@ def resolve(cfg: dict | None, overrides: list[str] = ()) -> dict:
         out["training"]["lr"] = DEFAULT_LR[out["mode"]]
     if out["data"]["train"] is None:
         raise ValueError("data.train is required (a data file or a list of files)")
+    _check_training(out["training"], out["mode"])
     return out
+
+
+def _check_training(t: dict, mode: str) -> None:
+    """One-line errors for training settings that cannot work."""
+
+    def positive(key: str, integer: bool, allow_none: bool = False) -> None:
+        v = t[key]
+        if v is None and allow_none:
+            return
+        ok = isinstance(v, int | float) and not isinstance(v, bool) and v > 0
+        if ok and integer and float(v) != int(v):
+            ok = False
+        if not ok:
+            kind = "a positive integer" if integer else "a positive number"
+            raise ValueError(f"training.{key} must be {kind}, not {v!r}; fix it in the config")
+
+    positive("batch_size", True)
+    positive("max_epochs", True)
+    positive("lr", False)
+    positive("eval_batch_size", True)
+    positive("max_steps", True, allow_none=True)
+    positive("max_time_min", False, allow_none=True)
+    if t["ft_strategy"] not in FT_STRATEGIES:
+        raise ValueError(f"training.ft_strategy {t['ft_strategy']!r} is unknown; "
+                         f"use one of {list(FT_STRATEGIES)}")
+    ft_set = [k for k, default in FT_ONLY.items() if t[k] != default]
+    if mode != "finetune" and ft_set:
+        raise ValueError(f"training.{ft_set[0]} applies to mode finetune only (mode is "
+                         f"{mode!r}); remove it or set mode: finetune")
+    if t["replay"]["data"] is not None and t["ft_strategy"] != "replay":
+        raise ValueError("training.replay.data is set but training.ft_strategy is "
+                         f"{t['ft_strategy']!r}; set ft_strategy: replay or remove replay.data")
+    if not isinstance(t["l2sp_alpha"], int | float) or t["l2sp_alpha"] < 0:
+        raise ValueError(f"training.l2sp_alpha must be >= 0, not {t['l2sp_alpha']!r}")
+    r = t["replay"]
+    if not isinstance(r["ratio"], int | float) or r["ratio"] <= 0:
+        raise ValueError(f"training.replay.ratio must be > 0 (PT frames per FT frame), "
+                         f"not {r['ratio']!r}")
+    if not isinstance(r["weight"], int | float) or r["weight"] < 0:
+        raise ValueError(f"training.replay.weight must be >= 0, not {r['weight']!r}")
+    if not isinstance(t["ft_freeze"], list | tuple):
+        raise ValueError("training.ft_freeze must be a list of parameter-name prefixes, "
+                         "e.g. [embedding, interactions.0]")
+    if not isinstance(t["ft_lr_mult"], dict) or any(
+        not isinstance(m, int | float) or m <= 0 for m in t["ft_lr_mult"].values()
+    ):
+        raise ValueError("training.ft_lr_mult must map parameter-name prefixes to positive "
+                         "multipliers, e.g. {embedding: 0.1}")
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> dict:

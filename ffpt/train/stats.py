@@ -25,18 +25,22 @@ def composition_matrix(frames: FrameSet, elements: list[str]) -> np.ndarray:
 
 
 def fit_shifts(
-    frames: FrameSet, elements: list[str], baseline: np.ndarray | None = None
+    frames: FrameSet,
+    elements: list[str],
+    baseline: np.ndarray | None = None,
+    absent: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per-element energy shifts: least squares of ``E - baseline`` on composition.
 
     ``baseline`` is the model's per-frame energy without shifts, so the fit sets the energy
     zero of the model as it stands (minimum-norm solution when compositions are degenerate).
+    Elements that no frame contains get ``absent`` (e.g. the pre-trained shifts; default 0).
     """
     a = composition_matrix(frames, elements)
     target = frames.energy if baseline is None else frames.energy - baseline
     shifts, *_ = np.linalg.lstsq(a, target, rcond=None)
     present = a.sum(0) > 0
-    shifts[~present] = 0.0
+    shifts[~present] = 0.0 if absent is None else np.asarray(absent, dtype=float)[~present]
     return shifts
 
 

@@ -1,16 +1,19 @@
 """The training loop for the three modes (scratch, pretrain, finetune).
 
 Protocol defaults (paper): Adam, ReduceLROnPlateau(factor 0.7, patience 50 epochs) on the
-validation loss, stop once the lr falls below 1 % of its initial value (or at ``max_epochs`` /
-``max_time_min``); loss = 1 x MSE(energy per atom) + 20 x MSE(force components).
-Fine-tuning loads a pre-trained checkpoint (same architecture, all weights trained) and refits the
-per-element energy shifts to the fine-tuning data, because force-field and ab initio energy zeros
-differ. The energy scale (force RMS of the PT data) is kept unless ``training.refit_scale``: rattled
-PT forces are ~10x larger than near-equilibrium ab initio ones, so keeping it makes the same lr
-a ~10x larger step in energy space (the paper's 1e-4 for FT compensates for that).
-Distributed data parallel runs under ``torchrun`` (gloo): every rank draws the same
-global batch and takes its share; losses are normalised by global counts so the trajectory equals
-a single process on the same global batch.
+validation loss, stop once the lr falls below 1 % of its initial value; loss = 1 x MSE(energy
+per atom) + 20 x MSE(force components). Budgets are counted in work, not time: ``max_epochs``
+and ``max_steps`` (optimiser steps), so the same config on the same machine gives the same model
+whatever the load; ``max_time_min`` is only a guard (stop reason "max_time (guard)").
+Fine-tuning loads a pre-trained checkpoint and starts from exactly its function, with the
+per-element energy shifts refit to the FT data (force-field and ab initio energy zeros differ);
+``training.ft_strategy`` (plain | l2sp | replay), ``ft_freeze`` and ``ft_lr_mult`` choose how
+it then trains (``ffpt.train.strategies``). Run folders are never silently overwritten and
+``resume`` refuses changed settings (``ffpt.train.rundir``). A step that stops mid-epoch on
+``max_steps`` ends that epoch (validated, checkpointed); resuming it starts a new epoch.
+Distributed data parallel runs under ``torchrun`` (gloo): every rank draws the same global
+batch and takes its share; losses are normalised by global counts and gradients summed over the
+ranks, so the trajectory equals a single process on the same global batch.
 """
 
 from __future__ import annotations
@@ -39,9 +42,18 @@ from ffpt.model.checkpoint import (
     save_checkpoint,
 )
 from ffpt.model.forces import batch_energy_forces
-from ffpt.train.config import resolve
+from ffpt.train.config import DEFAULTS, resolve
 from ffpt.train.metrics import evaluate, loss_terms
-from ffpt.train.stats import fit_shifts, force_rms
+from ffpt.train.rundir import check_resume_config, prepare_run_dir
+from ffpt.train.strategies import (
+    L2SP,
+    BodyWithHead,
+    ReplayHead,
+    param_groups,
+    prepare_energy_head,
+    replay_indices,
+    replay_source,
+)
 
 
 @dataclass
@@ -125,8 +137,13 @@ def train(
     run_dir: str | os.PathLike,
     resume: bool = False,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> TrainResult:
-    """Train per ``config`` (see ``ffpt.train.config.DEFAULTS``) into ``run_dir``."""
+    """Train per ``config`` (see ``ffpt.train.config.DEFAULTS``) into ``run_dir``.
+
+    A folder that already holds a checkpoint is refused unless ``resume`` (continue from
+    last.pt with the same settings) or ``overwrite`` (start over, replacing it).
+    """
     cfg = resolve(config)
     tcfg = cfg["training"]
     run_dir = Path(run_dir)
@@ -137,13 +154,24 @@ def train(
     torch.manual_seed(int(cfg["seed"]))
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
     log_path = run_dir / "log.csv"
+    resuming = prepare_run_dir(run_dir, resume, overwrite, main)
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
 
+    finetune = cfg["mode"] == "finetune"
+    strategy = tcfg["ft_strategy"]
+    init = load_checkpoint(cfg["init_from"]) if finetune else None
+    replay_read: dict = {}
+    if strategy == "replay":
+        tcfg["replay"]["data"], replay_read = replay_source(
+            tcfg["replay"]["data"], init, str(cfg["init_from"]))
+    saved_cfg = _serialisable(cfg)
+    ck = load_checkpoint(last_path) if resuming else None
+    if ck is not None:
+        check_resume_config(ck.get("config", {}), saved_cfg, _serialisable(DEFAULTS), last_path)
+
     train_fs, val_fs, test_fs = load_splits(cfg)
-    init = None
-    if cfg["mode"] == "finetune":
-        init = load_checkpoint(cfg["init_from"])
+    if finetune:
         model = model_from_checkpoint(init, dtype=cfg["model"]["dtype"])
         mcfg = dict(init["model_config"], dtype=cfg["model"]["dtype"])
         missing = sorted(set(_elements_of(train_fs, val_fs, test_fs)) - set(model.elements))
@@ -156,79 +184,116 @@ def train(
         mcfg = model_config(cfg["model"])
         model = build_model(mcfg, _elements_of(train_fs, val_fs, test_fs))
     dtype = DTYPES[mcfg["dtype"]]
+    ebs = int(tcfg["eval_batch_size"])
 
     graphs = GraphSet(train_fs, model.elements, model.cutoff, progress=progress and main)
-    if not (resume and last_path.exists()):
-        with torch.no_grad():
-            if cfg["mode"] != "finetune" or tcfg["refit_scale"]:
-                model.scale.fill_(force_rms(train_fs))
-            model.shift.zero_()
-            base = _energies(model, graphs, int(tcfg["eval_batch_size"]))
-            model.shift.copy_(
-                torch.as_tensor(fit_shifts(train_fs, model.elements, base), dtype=dtype)
-            )
+    head = ReplayHead(model) if strategy == "replay" else None  # PT head, before the refit
+    ft_start: dict = {}
+    if ck is None:
+        ft_start = prepare_energy_head(model, graphs, cfg["mode"], bool(tcfg["refit_scale"]), ebs)
     val_graphs = GraphSet(val_fs, model.elements, model.cutoff) if val_fs is not None else None
     test_graphs = GraphSet(test_fs, model.elements, model.cutoff) if test_fs is not None else None
+    pt_graphs = None
+    if head is not None:
+        pt_fs = _load(tcfg["replay"]["data"], {"data": replay_read}, "replay (PT)")
+        pt_graphs = GraphSet(pt_fs, model.elements, model.cutoff, progress=progress and main)
 
     lr0 = float(tcfg["lr"])
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr0)
+    groups = param_groups(model, lr0, list(tcfg["ft_freeze"]), dict(tcfg["ft_lr_mult"]))
+    if head is not None:
+        groups.append({"params": list(head.parameters()), "lr": lr0, "lr_mult": 1.0})
+    lr_first = groups[0]["lr"]
+    optimizer = torch.optim.Adam(groups, lr=lr0)
+    trainable = [p for g in optimizer.param_groups for p in g["params"]]
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=float(tcfg["factor"]), patience=int(tcfg["patience"])
     )
     rng = np.random.default_rng(int(cfg["seed"]))
-    start_epoch, best_val, history = 0, math.inf, []
-    if resume and last_path.exists():
-        ck = load_checkpoint(last_path)
+    replay_rng = np.random.default_rng([int(cfg["seed"]), 1])
+    start_epoch, best_val, history, step = 0, math.inf, [], 0
+    if ck is not None:
         model.load_state_dict(ck["model_state"])
+        if head is not None:
+            head.load_state_dict(ck["replay_head_state"])
+            replay_rng.bit_generator.state = ck["rng"]["replay"]
         optimizer.load_state_dict(ck["optimizer_state"])
         scheduler.load_state_dict(ck["scheduler_state"])
         start_epoch, best_val, history = ck["epoch"], ck["best_val"], ck["history"]
+        step = int(ck.get("step", start_epoch * math.ceil(len(graphs) / int(tcfg["batch_size"]))))
+        ft_start = dict(ck.get("ft_start", {}))
         rng.bit_generator.state = ck["rng"]["numpy"]
         torch.set_rng_state(ck["rng"]["torch"])
-
-    net = model
-    if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model)
+    l2sp = None
+    if strategy == "l2sp":
+        l2sp = L2SP(model, float(tcfg["l2sp_alpha"]), ck["l2sp_reference"] if ck else None)
+    replay_model = BodyWithHead(model, head) if head is not None else None
 
     wE, wF = float(tcfg["energy_weight"]), float(tcfg["forces_weight"])
-    bs = int(tcfg["batch_size"])
-    saved_cfg = _serialisable(cfg)
+    w_replay, ratio = float(tcfg["replay"]["weight"]), float(tcfg["replay"]["ratio"])
+    bs, max_epochs = int(tcfg["batch_size"]), int(tcfg["max_epochs"])
+    max_steps = None if tcfg["max_steps"] is None else int(tcfg["max_steps"])
     t_start = time.perf_counter() - (history[-1]["time_s"] if history else 0.0)
-    epochs_bar = _bar(progress and main, start_epoch, int(tcfg["max_epochs"]), cfg["mode"])
+    epochs_bar = _bar(progress and main, start_epoch, max_epochs, cfg["mode"])
     epoch = start_epoch
     stop_reason = "max_epochs"
-    for epoch in range(start_epoch + 1, int(tcfg["max_epochs"]) + 1):
+    while epoch < max_epochs:
+        if max_steps is not None and step >= max_steps:
+            stop_reason = "max_steps"
+            break
+        epoch += 1
         model.train()
         perm = rng.permutation(len(graphs))
-        sums = torch.zeros(3, dtype=torch.float64)
+        sums = torch.zeros(5, dtype=torch.float64)  # loss*n, SSE_E, SSE_F, replay*n, l2sp*n
+        n_seen = atoms_seen = 0
         for s in range(0, len(perm), bs):
+            if max_steps is not None and step >= max_steps:
+                break
             gidx = perm[s : s + bs]
-            n_frames = len(gidx)
-            n_comp = 3 * int(train_fs.n_atoms[gidx].sum())
+            n_frames, n_at = len(gidx), int(train_fs.n_atoms[gidx].sum())
             local = gidx[rank::world]
             optimizer.zero_grad(set_to_none=True)
+            parts = []
             if len(local):
-                b = graphs.batch(local).to(dtype=dtype)
-                out = batch_energy_forces(
-                    net, b.species, b.pos, b.edge_index, b.edge_shift, b.batch, b.num_graphs,
-                    training=True,
-                )
-                sse_e, sse_f = loss_terms(out, b.energy, b.forces, b.n_atoms)
-                loss = wE * sse_e / n_frames + wF * sse_f / n_comp
-                (loss * world).backward()
-                sums += torch.stack([loss.detach().double(), sse_e.detach().double(),
-                                     sse_f.detach().double()]) * torch.tensor([n_frames, 1, 1])
+                loss, sse_e, sse_f = _data_loss(model, graphs, local, n_frames, 3 * n_at,
+                                                dtype, wE, wF)
+                parts.append(loss)
+                sums[:3] += torch.stack([loss.detach().double() * n_frames, sse_e.detach(),
+                                         sse_f.detach()])
+            if replay_model is not None:
+                ridx = replay_indices(replay_rng, n_frames, len(pt_graphs), ratio)
+                rlocal = ridx[rank::world]
+                if len(rlocal):
+                    n_comp = 3 * int(pt_graphs.frames.n_atoms[ridx].sum())
+                    rloss, _, _ = _data_loss(replay_model, pt_graphs, rlocal, len(ridx), n_comp,
+                                             dtype, wE, wF)
+                    parts.append(w_replay * rloss)
+                    sums[3] += rloss.detach().double() * n_frames
+            if l2sp is not None and main:  # counted once over the ranks
+                pen = l2sp.penalty(model)
+                parts.append(pen)
+                sums[4] += pen.detach().double() * n_frames
+            if parts:
+                sum(parts).backward()
+            if world > 1:
+                _allreduce_grads(trainable)
             if tcfg["grad_clip"]:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), float(tcfg["grad_clip"]))
+                torch.nn.utils.clip_grad_norm_(trainable, float(tcfg["grad_clip"]))
             optimizer.step()
+            step += 1
+            n_seen, atoms_seen = n_seen + n_frames, atoms_seen + n_at
         if world > 1:
             dist.all_reduce(sums)
-        train_loss = float(sums[0] / len(perm))
-        row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "train_loss": train_loss,
-               "train_energy_per_atom_rmse": math.sqrt(float(sums[1]) / len(perm)),
-               "train_forces_rmse": math.sqrt(float(sums[2]) / (3 * graphs.frames.n_atoms.sum()))}
+        train_loss = float(sums[0] / n_seen)
+        row = {"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"],
+               "train_loss": train_loss,
+               "train_energy_per_atom_rmse": math.sqrt(float(sums[1]) / n_seen),
+               "train_forces_rmse": math.sqrt(float(sums[2]) / (3 * atoms_seen))}
+        if replay_model is not None:
+            row["train_replay_loss"] = float(sums[3] / n_seen)
+        if l2sp is not None:
+            row["train_l2sp_penalty"] = float(sums[4] / n_seen)
         if val_graphs is not None:
-            vm = evaluate(model, val_graphs, int(tcfg["eval_batch_size"]))
+            vm = evaluate(model, val_graphs, ebs)
             val_loss = wE * vm["energy_per_atom_rmse"] ** 2 + wF * vm["forces_rmse"] ** 2
             row.update({f"val_{k}": v for k, v in vm.items() if k != "n_frames"})
         else:
@@ -245,12 +310,18 @@ def train(
         best_val = min(best_val, val_loss)
         if main:
             state = {
-                "config": saved_cfg, "epoch": epoch, "best_val": best_val, "history": history,
-                "optimizer_state": optimizer.state_dict(),
+                "config": saved_cfg, "epoch": epoch, "step": step, "best_val": best_val,
+                "history": history, "optimizer_state": optimizer.state_dict(),
                 "scheduler_state": scheduler.state_dict(),
-                "rng": {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()},
-                "mode": cfg["mode"],
+                "rng": {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state(),
+                        "replay": replay_rng.bit_generator.state},
+                "mode": cfg["mode"], "ft_start": ft_start,
             }
+            if l2sp is not None:
+                state["l2sp_reference"] = l2sp.state_dict()
+            if head is not None:
+                state["replay_head_state"] = {k: v.detach().cpu()
+                                              for k, v in head.state_dict().items()}
             if improved:
                 save_checkpoint(best_path, model, mcfg, **state)
             save_checkpoint(last_path, model, mcfg, **state)
@@ -264,10 +335,12 @@ def train(
                     F_rmse=f"{row.get('val_forces_rmse', row['train_forces_rmse']):.3g}",
                 )
         stop = torch.tensor(0)
-        if optimizer.param_groups[0]["lr"] < float(tcfg["min_lr_ratio"]) * lr0 * (1 - 1e-9):
+        if max_steps is not None and step >= max_steps:
+            stop_reason, stop = "max_steps", torch.tensor(1)
+        elif optimizer.param_groups[0]["lr"] < float(tcfg["min_lr_ratio"]) * lr_first * (1 - 1e-9):
             stop_reason, stop = "lr", torch.tensor(1)
         elif tcfg["max_time_min"] and row["time_s"] > 60 * float(tcfg["max_time_min"]):
-            stop_reason, stop = "max_time", torch.tensor(1)
+            stop_reason, stop = "max_time (guard)", torch.tensor(1)
         if world > 1:
             dist.broadcast(stop, 0)
         if int(stop):
@@ -275,30 +348,55 @@ def train(
     if epochs_bar is not None:
         epochs_bar.close()
 
-    metrics: dict = {"epochs": epoch, "stop_reason": stop_reason, "mode": cfg["mode"]}
+    metrics: dict = {"epochs": epoch, "steps": step, "stop_reason": stop_reason,
+                     "mode": cfg["mode"]}
+    if finetune:
+        metrics["finetune"] = _ft_record(tcfg, ft_start, model, head, pt_graphs)
     if main:
         plot_learning_curve(history, run_dir / "learning_curve.png", cfg["mode"])
         best = model_from_checkpoint(load_checkpoint(best_path)).eval()
         if val_graphs is not None:
-            metrics["val"] = evaluate(best, val_graphs, int(tcfg["eval_batch_size"]))
+            metrics["val"] = evaluate(best, val_graphs, ebs)
         if test_graphs is not None:
-            metrics["test"] = evaluate(best, test_graphs, int(tcfg["eval_batch_size"]))
+            metrics["test"] = evaluate(best, test_graphs, ebs)
         atomic_write(run_dir / "metrics.json",
                      lambda f: f.write(json.dumps(metrics, indent=2).encode()))
     return TrainResult(run_dir, best_path, last_path, log_path, epoch, metrics)
 
 
-@torch.no_grad()
-def _energies(model: torch.nn.Module, graphs: GraphSet, batch_size: int) -> np.ndarray:
-    """Per-frame model energies (no forces)."""
-    dtype = next(model.parameters()).dtype
-    out = []
-    for s in range(0, len(graphs), batch_size):
-        b = graphs.batch(np.arange(s, min(s + batch_size, len(graphs)))).to(dtype=dtype)
-        ev = b.pos[b.edge_index[1]] - b.pos[b.edge_index[0]] + b.edge_shift
-        atomic = model(b.species, b.edge_index, ev).double()
-        out.append(torch.zeros(b.num_graphs, dtype=torch.float64).index_add(0, b.batch, atomic))
-    return torch.cat(out).numpy()
+def _data_loss(module: torch.nn.Module, graphs: GraphSet, idx: np.ndarray, n_frames: int,
+               n_comp: int, dtype: torch.dtype, w_e: float, w_f: float):
+    """(loss, SSE_E, SSE_F) of frames ``idx``, normalised by the global batch counts."""
+    b = graphs.batch(idx).to(dtype=dtype)
+    out = batch_energy_forces(module, b.species, b.pos, b.edge_index, b.edge_shift, b.batch,
+                              b.num_graphs, training=True)
+    sse_e, sse_f = loss_terms(out, b.energy, b.forces, b.n_atoms)
+    return w_e * sse_e / n_frames + w_f * sse_f / n_comp, sse_e, sse_f
+
+
+def _allreduce_grads(params: list[torch.nn.Parameter]) -> None:
+    """Sum the gradients over the ranks (each rank's loss is normalised by global counts)."""
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    off = 0
+    for p in params:
+        p.grad = flat[off : off + p.numel()].view_as(p).clone()
+        off += p.numel()
+
+
+def _ft_record(tcfg: dict, ft_start: dict, model, head, pt_graphs) -> dict:
+    """The fine-tuning strategy and its settings, for metrics.json."""
+    n_frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    rec = {"strategy": tcfg["ft_strategy"], "refit_scale": bool(tcfg["refit_scale"]),
+           **ft_start, "ft_freeze": list(tcfg["ft_freeze"]),
+           "ft_lr_mult": dict(tcfg["ft_lr_mult"]), "frozen_parameters": n_frozen,
+           "trainable_parameters": sum(p.numel() for p in model.parameters()) - n_frozen}
+    if tcfg["ft_strategy"] == "l2sp":
+        rec["l2sp_alpha"] = float(tcfg["l2sp_alpha"])
+    if head is not None:
+        rec["replay"] = {**_serialisable(tcfg["replay"]), "n_frames": len(pt_graphs)}
+    return rec
 
 
 def _bar(enabled: bool, start: int, total: int, mode: str):
