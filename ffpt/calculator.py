@@ -71,3 +71,59 @@ class FFPTCalculator(Calculator):
             else:
                 virial = out["virial"][0].detach().cpu().numpy().astype(np.float64)
                 self.results["stress"] = full_3x3_to_voigt_6_stress(-virial / atoms.get_volume())
+
+
+def load_calculator(
+    spec: str | os.PathLike, dtype: str = "float64", species: str | None = None
+) -> Calculator:
+    """One ASE calculator from a spec: a model file or a teacher.
+
+    * a training checkpoint (``ffpt-checkpoint`` tag) -> :class:`FFPTCalculator` in ``dtype``;
+    * a deployed artifact (``ffpt-deploy`` output) -> its ``DeployedCalculator`` (the
+      artifact's own dtype);
+    * a teacher ``NAME[:ARG]``: ``tip3p-flex``, ``qforce-h2:HO2`` (ARG = species; without it
+      ``species`` or H2O), ``gaff:SMILES`` or ``gaff:FILE.sdf``.
+
+    Files are told apart by content, not by extension. Anything else: ``ValueError``.
+    """
+    from pathlib import Path
+
+    path = Path(spec)
+    if path.is_file():
+        return _load_model_file(path, dtype)
+    from ffpt.teachers.base import available_teachers, get_teacher
+
+    name, _, arg = str(spec).partition(":")
+    key = name.strip().lower().replace("_", "-")
+    if key not in available_teachers():
+        raise ValueError(
+            f"'{spec}' is neither an existing model file nor a teacher; give a checkpoint, a "
+            f"deployed artifact or a teacher ({', '.join(available_teachers())}, e.g. "
+            "qforce-h2:HO2)"
+        )
+    if key == "gaff":
+        opt = {"structure": arg} if arg and Path(arg).is_file() else {"smiles": arg or None}
+        return get_teacher(key, **opt).as_calculator()
+    arg = arg.strip() or species
+    return get_teacher(key, **({"species": arg} if arg else {})).as_calculator()
+
+
+def _load_model_file(path, dtype: str) -> Calculator:
+    """Checkpoint or deployed artifact, recognised by content."""
+    from ffpt.deploy.artifact import load_deployed, read_metadata
+    from ffpt.model.checkpoint import load_checkpoint, model_from_checkpoint
+
+    try:
+        read_metadata(path)
+    except ValueError:
+        pass
+    else:
+        return load_deployed(path).calculator()
+    try:
+        ckpt = load_checkpoint(path)
+    except ValueError as exc:
+        raise ValueError(
+            f"{path}: neither an ffpt training checkpoint nor a deployed artifact; give a "
+            "file written by 'ffpt train' or 'ffpt-deploy'"
+        ) from exc
+    return FFPTCalculator(model_from_checkpoint(ckpt), dtype=dtype)

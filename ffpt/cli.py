@@ -12,7 +12,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "ffpt.train.cli:evaluate",
     "info": "ffpt.train.cli:info",
     "pt-data": "ffpt.sampling.cli:pt_data",
-    "scan": "ffpt.sampling.cli:scan",
+    "scan": "ffpt.analysis.cli:scan",
     "deploy": "ffpt.deploy.cli:deploy",
     "build-plugin": "ffpt.lammps:build_plugin_cmd",
     "metad": "ffpt.md.metad_cli:metad",

@@ -109,7 +109,7 @@ def test_on_the_fly_data():
 
 
 def test_water_scans_match_tip3p_formula(tmp_path):
-    from ffpt.sampling.scan import water_scans
+    from ffpt.analysis.scan import water_scans
     from ffpt.teachers.tip3p_flex import R0, THETA0
 
     kcal = units.kcal / units.mol
@@ -127,7 +127,8 @@ def test_water_scans_match_tip3p_formula(tmp_path):
 def test_cli_pt_data_and_scan(tmp_path):
     from click.testing import CliRunner
 
-    from ffpt.sampling.cli import pt_data, scan
+    from ffpt.analysis.cli import scan
+    from ffpt.sampling.cli import pt_data
 
     out = tmp_path / "h2o2.npz"
     r = CliRunner().invoke(
@@ -161,7 +162,7 @@ def test_water_scans_with_a_model_checkpoint(tmp_path):
         from ffpt.model.checkpoint import build_model, save_checkpoint
     except ImportError as exc:
         pytest.skip(f"ffpt model/calculator not importable: {exc}")
-    from ffpt.sampling.scan import water_scans
+    from ffpt.analysis.scan import water_scans
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
