@@ -1,0 +1,243 @@
+"""LAMMPS files: ``atom_style atomic`` data files, text ``dump custom`` frames, logs/thermo."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+NKTV2P_METAL = 1.6021765e6  # LAMMPS metal units: pressure (bar) = nktv2p * energy / volume
+
+
+# ----------------------------------------------------------------------------- data files
+
+
+def lammps_cell(atoms) -> tuple[list[float], list[float]]:
+    """LAMMPS box ``(lo, [xhi-xlo, yhi-ylo, zhi-zlo, xy, xz, yz])`` of a cell in LAMMPS form
+    (a along x, b in the xy plane: lower-triangular cell matrix)."""
+    c = np.asarray(atoms.cell.array)
+    if abs(c[0, 1]) > 1e-12 or abs(c[0, 2]) > 1e-12 or abs(c[1, 2]) > 1e-12:
+        raise ValueError("cell is not in LAMMPS form (lower triangular); rotate it first "
+                         "(write_data(..., rotate=True) does)")
+    return [0.0, 0.0, 0.0], [c[0, 0], c[1, 1], c[2, 2], c[1, 0], c[2, 0], c[2, 1]]
+
+
+def to_lammps_frame(atoms):
+    """A copy of periodic ``atoms`` rotated so that its cell is in LAMMPS form (same distances)."""
+    out = atoms.copy()
+    rcell, q = atoms.cell.standard_form()
+    out.set_cell(rcell, scale_atoms=False)
+    out.positions = atoms.positions @ q.T
+    return out
+
+
+def write_data(atoms, path: str | os.PathLike, elements: list[str], margin: float = 10.0,
+               rotate: bool = False) -> None:
+    """``atom_style atomic`` data file, one LAMMPS type per entry of ``elements`` (in order).
+
+    Periodic atoms are wrapped into the cell, which must be in LAMMPS form (lower triangular)
+    or, with ``rotate=True``, is rotated into it; non-periodic systems get an orthogonal box
+    ``margin`` Angstrom around the atoms. The file is written atomically.
+    """
+    from ase.data import atomic_masses, atomic_numbers
+
+    unknown = sorted(set(atoms.get_chemical_symbols()) - set(elements))
+    if unknown:
+        raise ValueError(f"atoms have elements {unknown} that are not LAMMPS types {elements}")
+    if rotate and atoms.pbc.any():
+        atoms = to_lammps_frame(atoms)
+    pos = np.asarray(atoms.positions, dtype=np.float64)
+    if atoms.pbc.any():
+        lo, (lx, ly, lz, xy, xz, yz) = lammps_cell(atoms)
+    else:
+        lo = list(pos.min(0) - margin)
+        lx, ly, lz = (pos.max(0) + margin) - np.asarray(lo)
+        xy = xz = yz = 0.0
+    tindex = {s: k + 1 for k, s in enumerate(elements)}
+    lines = ["ffpt data file", "", f"{len(atoms)} atoms", f"{len(elements)} atom types", ""]
+    lines += [f"{lo[0]:.17g} {lo[0] + lx:.17g} xlo xhi", f"{lo[1]:.17g} {lo[1] + ly:.17g} ylo yhi",
+              f"{lo[2]:.17g} {lo[2] + lz:.17g} zlo zhi"]
+    if atoms.pbc.any() and (xy or xz or yz):
+        lines.append(f"{xy:.17g} {xz:.17g} {yz:.17g} xy xz yz")
+    lines += ["", "Masses", ""]
+    lines += [f"{k + 1} {atomic_masses[atomic_numbers[s]]:.6f}" for k, s in enumerate(elements)]
+    lines += ["", "Atoms # atomic", ""]
+    for i, (s, p) in enumerate(zip(atoms.get_chemical_symbols(), pos, strict=True)):
+        lines.append(f"{i + 1} {tindex[s]} {p[0]:.17g} {p[1]:.17g} {p[2]:.17g}")
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------- dumps
+
+
+@dataclass
+class DumpFrame:
+    """One LAMMPS dump snapshot, rows sorted by atom id.
+
+    ``positions`` are x y z (or xu yu zu when only those were dumped); ``cell`` rows are the
+    box vectors, ``origin`` the box corner, ``pbc`` the periodic directions (``pp`` bounds);
+    ``columns`` holds every dumped column by name (``id``, ``type``, ``fx``, ``ix``, ...).
+    """
+
+    step: int
+    types: np.ndarray
+    positions: np.ndarray
+    cell: np.ndarray
+    origin: np.ndarray
+    pbc: np.ndarray = field(default_factory=lambda: np.ones(3, bool))
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def unwrapped(self) -> np.ndarray:
+        """Unwrapped positions: ``xu yu zu`` if dumped, else ``x + image @ cell`` (needs
+        ``ix iy iz``)."""
+        if all(c in self.columns for c in ("xu", "yu", "zu")):
+            return np.stack([self.columns[c] for c in ("xu", "yu", "zu")], 1)
+        if not all(c in self.columns for c in ("ix", "iy", "iz")):
+            raise ValueError("the dump has neither xu yu zu nor image flags ix iy iz; dump "
+                             "'id type xu yu zu' or 'id type x y z ix iy iz'")
+        image = np.stack([self.columns[c] for c in ("ix", "iy", "iz")], 1)
+        return self.positions + image @ self.cell
+
+
+def _box(header: str, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(cell, origin, pbc) from a ``ITEM: BOX BOUNDS`` header and its three lines."""
+    flags = [t for t in header.split()[3:] if t not in ("xy", "xz", "yz")]
+    pbc = np.array([f == "pp" for f in flags] if len(flags) == 3 else [True] * 3)
+    if "xy" in header:  # triclinic: bounds include tilt; LAMMPS howto conversion
+        xy, xz, yz = b[:, 2]
+        xlo = b[0, 0] - min(0.0, xy, xz, xy + xz)
+        xhi = b[0, 1] - max(0.0, xy, xz, xy + xz)
+        ylo = b[1, 0] - min(0.0, yz)
+        yhi = b[1, 1] - max(0.0, yz)
+        cell = np.array([[xhi - xlo, 0, 0], [xy, yhi - ylo, 0], [xz, yz, b[2, 1] - b[2, 0]]])
+        return cell, np.array([xlo, ylo, b[2, 0]]), pbc
+    return np.diag(b[:, 1] - b[:, 0]), b[:, 0].copy(), pbc
+
+
+def read_dump_frames(path: str | os.PathLike) -> list[DumpFrame]:
+    """All frames of a text ``dump custom`` (columns include ``id``; sorted by id).
+    A truncated last frame (crashed run) is dropped."""
+    frames: list[DumpFrame] = []
+    lines = Path(path).read_text(errors="replace").splitlines()
+    i = 0
+    while i < len(lines):
+        if not lines[i].startswith("ITEM: TIMESTEP"):
+            i += 1
+            continue
+        try:
+            step = int(lines[i + 1])
+            n = int(lines[i + 3])
+            b = np.array([[float(v) for v in lines[i + 5 + k].split()] for k in range(3)])
+            cols = lines[i + 8].split()[2:]
+            data = np.array([lines[i + 9 + k].split() for k in range(n)], dtype=float)
+        except (IndexError, ValueError):
+            break  # truncated
+        if data.shape != (n, len(cols)):
+            break
+        cell, origin, pbc = _box(lines[i + 4], b)
+        if "id" in cols:
+            data = data[np.argsort(data[:, cols.index("id")], kind="stable")]
+        columns = {c: data[:, k] for k, c in enumerate(cols)}
+        xyz = [c for c in ("x", "y", "z") if c in cols] or [c for c in ("xu", "yu", "zu")
+                                                             if c in cols]
+        pos = data[:, [cols.index(c) for c in xyz]] if len(xyz) == 3 else np.zeros((n, 0))
+        types = columns["type"].astype(int) if "type" in columns else np.ones(n, int)
+        frames.append(DumpFrame(step, types, pos, cell, origin, pbc, columns))
+        i += 9 + n
+    return frames
+
+
+read_lammps_dump = read_dump_frames  # the name ffpt.md.analysis used
+
+
+def read_dump(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Last complete frame of a text ``dump custom`` as a dict of columns sorted by ``id``."""
+    frames = read_dump_frames(path)
+    if not frames:
+        raise ValueError(f"{path}: no complete dump frame")
+    return frames[-1].columns
+
+
+# ----------------------------------------------------------------------------- logs
+
+
+def read_thermo(log_path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Thermo table(s) of a LAMMPS log as columns: all ``run`` blocks with the same columns as
+    the last block, concatenated; ``{}`` when no row was written."""
+    return read_log(log_path).thermo
+
+
+@dataclass
+class LammpsLog:
+    """What :func:`read_log` finds in a LAMMPS log (or screen output)."""
+
+    thermo: dict[str, np.ndarray]
+    errors: list[str]
+    warnings: list[str]
+    halt_step: int | None = None  # a ``fix halt`` condition met (step)
+    halt_value: float | None = None
+    loop_time_s: float | None = None  # of the last run
+    procs: int | None = None
+    steps: int | None = None
+    ns_per_day: float | None = None
+    steps_per_s: float | None = None
+
+    @property
+    def last_step(self) -> int:
+        """Last thermo step written (0 if none)."""
+        return int(self.thermo["Step"][-1]) if self.thermo.get("Step") is not None else 0
+
+
+_HALT = re.compile(r"Fix halt condition for fix-id \S+ met on step (\d+) with value (\S+)")
+_LOOP = re.compile(r"Loop time of ([\d.eE+-]+) on (\d+) procs for (\d+) steps")
+_PERF = re.compile(r"Performance: ([\d.eE+-]+) ns/day.*?([\d.eE+-]+) timesteps/s")
+
+
+def read_log(path_or_text: str | os.PathLike, text: bool = False) -> LammpsLog:
+    """Parse a LAMMPS log file (or, with ``text=True``, log/screen text)."""
+    src = str(path_or_text) if text else Path(path_or_text).read_text(errors="replace")
+    blocks: list[tuple[list[str], list[list[float]]]] = []
+    errors, warnings = [], []
+    in_table = False
+    for line in src.splitlines():
+        if line.startswith("ERROR"):
+            errors.append(line.strip())
+        elif line.startswith("WARNING"):
+            warnings.append(line.strip())
+        parts = line.split()
+        if parts[:1] == ["Step"]:
+            blocks.append((parts, []))
+            in_table = True
+            continue
+        if in_table:
+            if line.startswith("Loop time"):
+                in_table = False
+                continue
+            try:
+                vals = [float(v) for v in parts]
+            except ValueError:
+                continue  # a message inside the table (warning, fix halt, ...)
+            if len(vals) == len(blocks[-1][0]):
+                blocks[-1][1].append(vals)
+    thermo: dict[str, np.ndarray] = {}
+    if blocks:
+        cols = blocks[-1][0]
+        rows = [r for c, rs in blocks if c == cols for r in rs]
+        if rows:
+            arr = np.array(rows)
+            thermo = {c: arr[:, k] for k, c in enumerate(cols)}
+    out = LammpsLog(thermo, errors, warnings)
+    if m := _HALT.search(src):
+        out.halt_step, out.halt_value = int(m.group(1)), float(m.group(2))
+    if loops := _LOOP.findall(src):
+        t, p, n = loops[-1]
+        out.loop_time_s, out.procs, out.steps = float(t), int(p), int(n)
+    if perf := _PERF.findall(src):
+        out.ns_per_day, out.steps_per_s = float(perf[-1][0]), float(perf[-1][1])
+    return out
