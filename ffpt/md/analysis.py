@@ -1,4 +1,5 @@
-"""MD analysis: LAMMPS dump/log readers, O-O radial distribution function, stability check.
+"""MD analysis: radial distribution function, water stability check (LAMMPS dump/log readers
+live in :mod:`ffpt.lammps.io`; re-exported here).
 
 Stability criterion (:data:`CRITERION`): a frame is *broken* when two atoms come closer
 than ``min_distance`` (0.7 A: atoms crashing together; a water O-H bond is 0.96 A, the
@@ -11,11 +12,14 @@ the temperature passing 10x its target: energy blow-up).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
+
+from ffpt.lammps.io import DumpFrame, read_lammps_dump, read_thermo
+
+__all__ = ["CRITERION", "DumpFrame", "Stability", "check_stability", "frame_broken", "rdf",
+           "read_lammps_dump", "read_thermo"]
 
 CRITERION = (
     "first frame with an interatomic distance < {min_distance} A, an O-O distance < {min_oo} A, "
@@ -23,84 +27,6 @@ CRITERION = (
     "within {max_oh} A, or non-finite positions; or the last completed step if MD stopped early "
     "(LAMMPS error, or temperature above 10x the target: energy blow-up)"
 )
-
-
-@dataclass
-class DumpFrame:
-    """One LAMMPS dump snapshot (positions in the box; orthorhombic or triclinic cell)."""
-
-    step: int
-    types: np.ndarray
-    positions: np.ndarray
-    cell: np.ndarray
-    origin: np.ndarray
-
-
-def read_lammps_dump(path: str | os.PathLike) -> list[DumpFrame]:
-    """Frames of a text ``dump custom`` with columns including id, type, x, y, z (sorted by id).
-    A truncated last frame (crashed run) is dropped."""
-    frames: list[DumpFrame] = []
-    lines = Path(path).read_text().splitlines()
-    i = 0
-    while i < len(lines):
-        if not lines[i].startswith("ITEM: TIMESTEP"):
-            i += 1
-            continue
-        try:
-            step = int(lines[i + 1])
-            n = int(lines[i + 3])
-            bounds_hdr = lines[i + 4]
-            b = np.array([[float(v) for v in lines[i + 5 + k].split()] for k in range(3)])
-            cols = lines[i + 8].split()[2:]
-            data = np.array([lines[i + 9 + k].split() for k in range(n)], dtype=float)
-        except (IndexError, ValueError):
-            break  # truncated
-        if data.shape != (n, len(cols)):
-            break
-        if "xy" in bounds_hdr:  # triclinic: bounds include tilt; LAMMPS howto conversion
-            xy, xz, yz = b[:, 2]
-            xlo = b[0, 0] - min(0.0, xy, xz, xy + xz)
-            xhi = b[0, 1] - max(0.0, xy, xz, xy + xz)
-            ylo = b[1, 0] - min(0.0, yz)
-            yhi = b[1, 1] - max(0.0, yz)
-            cell = np.array([[xhi - xlo, 0, 0], [xy, yhi - ylo, 0], [xz, yz, b[2, 1] - b[2, 0]]])
-            origin = np.array([xlo, ylo, b[2, 0]])
-        else:
-            cell = np.diag(b[:, 1] - b[:, 0])
-            origin = b[:, 0].copy()
-        order = np.argsort(data[:, cols.index("id")])
-        data = data[order]
-        xyz = [c for c in ("x", "y", "z") if c in cols] or [c for c in ("xu", "yu", "zu")]
-        pos = data[:, [cols.index(c) for c in xyz]]
-        frames.append(DumpFrame(step, data[:, cols.index("type")].astype(int), pos, cell, origin))
-        i += 9 + n
-    return frames
-
-
-def read_thermo(log_path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Thermo table(s) of a LAMMPS log as columns (all ``run`` blocks concatenated)."""
-    cols: list[str] = []
-    rows: list[list[float]] = []
-    in_table = False
-    for line in Path(log_path).read_text(errors="replace").splitlines():
-        parts = line.split()
-        if parts[:1] == ["Step"]:
-            cols, in_table = parts, True
-            continue
-        if in_table:
-            if line.startswith("Loop time"):
-                in_table = False
-                continue
-            try:
-                vals = [float(v) for v in parts]
-            except ValueError:
-                continue  # a message inside the table (warning, fix halt, ...)
-            if len(vals) == len(cols):
-                rows.append(vals)
-    if not rows:
-        return {}
-    arr = np.array(rows)
-    return {c: arr[:, k] for k, c in enumerate(cols)}
 
 
 def _mic_distances(pos: np.ndarray, cell: np.ndarray) -> np.ndarray:

@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import re
 import shutil
 from pathlib import Path
 
 import numpy as np
 
 from ffpt.config import shared_data_dir
+from ffpt.lammps import io as lammps_io
 
 REPO = Path(__file__).resolve().parents[3]
 KT = 0.0083144626 * 300.0  # kJ/mol at 300 K
@@ -215,25 +215,15 @@ def test_errors(runs: Path) -> dict:
 
 def md_stats(d: Path) -> dict:
     """Speed (LAMMPS 'Performance' line) and stability of a metadynamics run."""
-    text = (d / "log.lammps").read_text()
+    log = lammps_io.read_log(d / "log.lammps")
     res: dict = {}
-    m = re.search(r"Performance: ([\d.]+) ns/day.*?([\d.]+) timesteps/s", text)
-    if m:
-        res["ns_per_day"], res["steps_per_s"] = float(m.group(1)), float(m.group(2))
-    m = re.search(r"Loop time of ([\d.]+) on (\d+) procs for (\d+) steps", text)
-    if m:
-        res["loop_time_s"], res["steps"] = float(m.group(1)), int(m.group(3))
-    rows = []
-    lines = text.splitlines()
-    for i, line in enumerate(lines):
-        if line.split()[:3] == ["Step", "Time", "Temp"]:
-            for row in lines[i + 1:]:
-                w = row.split()
-                if len(w) != 7 or not re.match(r"^\d+$", w[0]):
-                    break
-                rows.append([float(x) for x in w])
-    if rows:
-        a = np.array(rows)  # step time temp pe ke etotal f_mtd (pe includes the bias)
+    if log.ns_per_day is not None:
+        res["ns_per_day"], res["steps_per_s"] = log.ns_per_day, log.steps_per_s
+    if log.loop_time_s is not None:
+        res["loop_time_s"], res["steps"] = log.loop_time_s, log.steps
+    rows = np.stack(list(log.thermo.values()), 1) if len(log.thermo) == 7 else []
+    if len(rows):
+        a = rows  # step time temp pe ke etotal f_mtd (pe includes the bias)
         t = a[:, 2]
         e_model = a[:, 3] - a[:, 6]
         res["temperature_K"] = {"mean": float(t.mean()), "median": float(np.median(t)),
@@ -257,19 +247,12 @@ def md_stats(d: Path) -> dict:
 
 
 def _read_dump(path: Path) -> np.ndarray:
-    """Unwrapped-enough positions (minimum image in the 30 A box) of a 3-atom dump."""
+    """Unwrapped-enough positions (minimum image relative to atom 1) of a 3-atom dump."""
     out = []
-    lines = path.read_text().splitlines()
-    box = 30.0
-    for i, line in enumerate(lines):
-        if line.startswith("ITEM: BOX"):
-            lo, hi = map(float, lines[i + 1].split()[:2])
-            box = hi - lo
-        if line.startswith("ITEM: ATOMS"):
-            p = np.array([[float(x) for x in lines[i + 1 + k].split()[2:5]] for k in range(3)])
-            for k in (1, 2):  # minimum image relative to atom 1
-                p[k] -= box * np.round((p[k] - p[0]) / box)
-            out.append(p)
+    for fr in lammps_io.read_dump_frames(path):
+        p, box = fr.positions.copy(), np.diag(fr.cell)
+        p[1:] -= box * np.round((p[1:] - p[0]) / box)
+        out.append(p)
     return np.array(out)
 
 
