@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import warnings
 
 import click
 
@@ -22,8 +24,53 @@ COMMANDS: dict[str, str] = {
 }
 
 
+#: exceptions from commands shown as one line (``--debug`` or FFPT_DEBUG=1: the traceback)
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError, KeyError, FileNotFoundError, RuntimeError, OSError,
+)
+
+
+class CLIError(click.ClickException):
+    """Printed as one line ``error: MESSAGE`` on stderr; exit code 1."""
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True, file=file)
+
+
+def error_line(exc: BaseException) -> str:
+    """One line for ``exc``: YAML errors name file, line and column; long texts keep their
+    first line."""
+    import yaml
+
+    mark = getattr(exc, "problem_mark", None)
+    if isinstance(exc, yaml.MarkedYAMLError) and mark is not None:
+        return (f"{mark.name}: invalid YAML at line {mark.line + 1}, column {mark.column + 1}: "
+                f"{exc.problem}; fix the file's syntax")
+    if isinstance(exc, KeyError) and exc.args:
+        text = str(exc.args[0])
+    elif isinstance(exc, OSError) and exc.strerror and exc.filename:
+        text = f"{exc.filename}: {exc.strerror}"
+    else:
+        text = str(exc)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    return lines[0] + (" (ffpt --debug shows the rest)" if len(lines) > 1 else "")
+
+
+def debug_enabled(ctx: click.Context | None = None) -> bool:
+    """``ffpt --debug`` or FFPT_DEBUG=1: show tracebacks instead of one-line errors."""
+    flag = bool(ctx is not None and ctx.params.get("debug"))
+    return flag or os.environ.get("FFPT_DEBUG", "").strip() not in ("", "0")
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    click.echo(f"warning: {message}", err=True)
+
+
 class LazyGroup(click.Group):
-    """A group whose commands are imported on first use (keeps ``ffpt --help`` fast)."""
+    """A group whose commands are imported on first use (keeps ``ffpt --help`` fast), and
+    whose commands' errors are one line each (click usage errors keep exit code 2)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
@@ -38,6 +85,24 @@ class LazyGroup(click.Group):
         except (ImportError, AttributeError) as exc:
             return click.Command(name, help=f"(unavailable: {exc})", callback=_unavailable(exc))
 
+    def invoke(self, ctx: click.Context):
+        import yaml
+
+        debug = debug_enabled(ctx)
+        with warnings.catch_warnings():
+            if not debug:
+                warnings.showwarning = _warning_line
+            try:
+                return super().invoke(ctx)
+            except (click.UsageError, click.exceptions.Exit, click.Abort, CLIError):
+                raise
+            except click.ClickException as exc:
+                raise CLIError(" ".join(exc.format_message().split())) from exc
+            except (*USER_ERRORS, yaml.YAMLError) as exc:
+                if debug:
+                    raise
+                raise CLIError(error_line(exc)) from exc
+
 
 def _unavailable(exc: Exception):
     def fail() -> None:
@@ -48,7 +113,9 @@ def _unavailable(exc: Exception):
 
 @click.group(cls=LazyGroup)
 @click.version_option(package_name="ffpt")
-def main() -> None:
+@click.option("--debug", is_flag=True,
+              help="Show the full traceback of an error (also: FFPT_DEBUG=1).")
+def main(debug: bool) -> None:
     """ffpt: pre-train MLIPs on force-field data, fine-tune on ab initio data, run MD."""
 
 

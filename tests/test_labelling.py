@@ -123,16 +123,18 @@ def test_engine_mismatch_is_a_clear_error(tmp_path):
 def test_label_cli_on_npz(tmp_path):
     from click.testing import CliRunner
 
-    from ffpt.labelling.cli import label
+    from ffpt.cli import main
 
     src = tmp_path / "in.npz"
     FrameSet.from_atoms([water_dimer(), water_dimer(0.2)], energy_key=None,
                         forces_key=None).save(src)
-    res = CliRunner().invoke(label, [str(src), "-o", str(tmp_path / "o.npz"), "--no-progress"])
+    res = CliRunner().invoke(main, ["label", str(src), "-o", str(tmp_path / "o.npz"),
+                                    "--no-progress"])
     assert res.exit_code == 0, res.output
     fs = FrameSet.load(tmp_path / "o.npz")
     assert fs.n_frames == 2 and fs.info["labels"]["method"] == "GFN2-xTB"
-    bad = CliRunner().invoke(label, [str(src), "-o", str(tmp_path / "p.npz"), "--basis", "x"])
+    bad = CliRunner().invoke(main, ["label", str(src), "-o", str(tmp_path / "p.npz"),
+                                    "--basis", "x"])
     assert bad.exit_code != 0 and "no option" in bad.output
 
 

@@ -2,11 +2,20 @@
 
 Units are explicit. FrameSet files are eV / eV/Angstrom by definition; the H2-combustion npz
 files are kcal/mol and kcal/mol/Angstrom (Guan et al. 2022) and are converted; for ASE files the
-caller states the units (``energy_unit``, default eV, forces follow as ``<unit>/Angstrom``).
+caller states the units (``energy_unit``, default eV; ``forces_unit``, default
+``<energy_unit>/A``). A data spec (:func:`read_data`) is a path, a ``{path: ..., energy_unit:
+..., forces_unit: ...}`` dict or a list of them, so every file declares its own units.
+
+Unit checks are heuristics (warnings, never silent changes): with no unit declared, extxyz/ASE
+forces averaging more than :data:`KCAL_LIKE_MEAN_FORCE` "eV/A" per atom look like kcal/mol/A
+(equilibrium MD data is 0.5-2 eV/A, 25-50 in kcal/mol/A; rattled PT data ~10 eV/A); and files of
+one list whose mean |F| differ by more than :data:`FORCE_RATIO_WARN` are probably in different
+units.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +32,18 @@ ENERGY_UNITS: dict[str, float] = {
     "Hartree": units.Hartree,
     "Ry": units.Rydberg,
 }
+#: force units known to the readers, in eV/Angstrom ("A" = Angstrom)
+FORCE_UNITS: dict[str, float] = {
+    **{f"{e}/A": f for e, f in ENERGY_UNITS.items()},
+    "Hartree/Bohr": units.Hartree / units.Bohr,
+    "Ry/Bohr": units.Rydberg / units.Bohr,
+}
+#: no unit declared and mean |F| above this (eV/A) -> "looks like kcal/mol/A" warning
+KCAL_LIKE_MEAN_FORCE = 20.0
+#: files of one list whose mean |F| (eV/A) differ by more than this factor -> warning
+FORCE_RATIO_WARN = 10.0
+#: keys a per-file data entry may set
+ENTRY_KEYS = ("path", "format", "energy_key", "forces_key", "energy_unit", "forces_unit")
 
 
 def energy_factor(unit: str) -> float:
@@ -30,6 +51,17 @@ def energy_factor(unit: str) -> float:
         return ENERGY_UNITS[unit]
     except KeyError:
         raise ValueError(f"unknown energy unit {unit!r}; known: {sorted(ENERGY_UNITS)}") from None
+
+
+def force_factor(unit: str) -> float:
+    """eV/A per ``unit``; accepts Angstrom spelled ``A``, ``Ang``, ``Angstrom`` or ``Å``."""
+    key = str(unit)
+    for spelling in ("Angstrom", "Ang", "Å"):
+        key = key.replace(spelling, "A")
+    try:
+        return FORCE_UNITS[key]
+    except KeyError:
+        raise ValueError(f"unknown force unit {unit!r}; known: {sorted(FORCE_UNITS)}") from None
 
 
 def detect_format(path: Path) -> str:
@@ -54,45 +86,84 @@ def read_frames(
     forces_key: str = "forces",
     energy_unit: str | None = None,
     index: str = ":",
+    forces_unit: str | None = None,
 ) -> FrameSet:
-    """Read ``path`` into a FrameSet (eV, eV/Angstrom).
+    """Read ``path`` into a FrameSet (eV, eV/Angstrom), checked for NaN/inf and for atoms
+    closer than 0.1 A (errors name the file, frame and atoms).
 
     ``fmt``: ``auto`` | ``frameset`` | ``h2comb`` | ``ase``. ``energy_unit`` applies to ``ase``
-    (default eV) and overrides the H2-combustion default (kcal/mol).
+    (default eV) and overrides the H2-combustion default (kcal/mol); ``forces_unit`` defaults
+    to ``<energy_unit>/A`` (e.g. ``Hartree/Bohr`` must be declared).
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such data file")
+    if energy_unit is not None:
+        energy_factor(energy_unit)
+    if forces_unit is not None:
+        force_factor(forces_unit)
     if fmt == "auto":
         fmt = detect_format(path)
     if fmt == "frameset":
-        if energy_unit not in (None, "eV"):
-            raise ValueError(f"{path}: FrameSet files are always in eV")
-        return FrameSet.load(path)
-    if fmt == "h2comb":
-        return read_h2comb(path, energy_unit or "kcal/mol")
-    if fmt in ("ase", "extxyz", "md17"):
-        from ase.io import read
+        if energy_unit not in (None, "eV") or forces_unit not in (None, "eV/A"):
+            raise ValueError(f"{path}: FrameSet files are always in eV and eV/A; "
+                             "drop energy_unit/forces_unit for this file")
+        fs = FrameSet.load(path)
+    elif fmt == "h2comb":
+        fs = read_h2comb(path, energy_unit or "kcal/mol", forces_unit)
+    elif fmt in ("ase", "extxyz", "md17"):
+        fs = _read_ase(path, energy_key, forces_key, energy_unit, forces_unit, index)
+    else:
+        raise ValueError(f"unknown data format {fmt!r}; use auto, frameset, h2comb or ase")
+    fs.check_distances(str(path))
+    return fs
 
+
+def _read_ase(path: Path, energy_key: str, forces_key: str, energy_unit: str | None,
+              forces_unit: str | None, index: str) -> FrameSet:
+    from ase.io import read
+
+    try:
         images = read(path, index=index)
-        if not isinstance(images, list):
-            images = [images]
-        fs = FrameSet.from_atoms(
-            images,
-            energy_key=energy_key,
-            forces_key=forces_key,
-            source=str(path),
-            info={"source": str(path), "energy_unit": energy_unit or "eV"},
-        )
-        f = energy_factor(energy_unit or "eV")
-        if f != 1.0:
-            fs.energy = fs.energy * f
-            fs.forces = fs.forces * f
-        return fs
-    raise ValueError(f"unknown data format {fmt!r}; use auto, frameset, h2comb or ase")
+    except Exception as exc:
+        raise ValueError(f"{path}: ASE cannot read it ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(images, list):
+        images = [images]
+    eu = energy_unit or "eV"
+    fu = forces_unit or f"{eu}/A"
+    fs = FrameSet.from_atoms(
+        images,
+        energy_key=energy_key,
+        forces_key=forces_key,
+        source=str(path),
+        info={"source": str(path), "energy_unit": eu, "forces_unit": fu},
+    )
+    if fs.energy is not None:
+        fs.energy = fs.energy * energy_factor(eu)
+    if fs.forces is not None:
+        fs.forces = fs.forces * force_factor(fu)
+        mean = mean_force(fs)
+        if energy_unit is None and forces_unit is None and mean > KCAL_LIKE_MEAN_FORCE:
+            warnings.warn(
+                f"{path}: no unit declared and the forces average {mean:.3g} eV/A per atom, "
+                f"typical of kcal/mol/A ({mean * ENERGY_UNITS['kcal/mol']:.3g} eV/A if so); "
+                "declare energy_unit (and forces_unit) for this file, e.g. "
+                "{path: FILE, energy_unit: kcal/mol} - or energy_unit: eV if it is right",
+                UserWarning,
+                stacklevel=3,
+            )
+    return fs
 
 
-def read_h2comb(path: str | Path, energy_unit: str = "kcal/mol") -> FrameSet:
+def mean_force(fs: FrameSet) -> float:
+    """Mean per-atom force magnitude (eV/A); NaN without forces."""
+    if fs.forces is None or not len(fs.forces):
+        return float("nan")
+    return float(np.linalg.norm(fs.forces, axis=1).mean())
+
+
+def read_h2comb(path: str | Path, energy_unit: str = "kcal/mol",
+                forces_unit: str | None = None) -> FrameSet:
     """H2-combustion npz: zero-padded R (F,6,3), Z (F,6), N (F,1), E (F,1), F (F,6,3)."""
     path = Path(path)
     with np.load(path, allow_pickle=False) as z:
@@ -104,25 +175,79 @@ def read_h2comb(path: str | Path, energy_unit: str = "kcal/mol") -> FrameSet:
     if not np.array_equal(mask.sum(1), N):
         bad = int(np.argmax(mask.sum(1) != N))
         raise ValueError(f"{path}: frame {bad} has N={N[bad]} but {mask[bad].sum()} real atoms")
-    f = energy_factor(energy_unit)
-    fs = FrameSet(
+    forces_unit = forces_unit or f"{energy_unit}/A"
+    return FrameSet(
         numbers=Z[mask],
         positions=R[mask],
         n_atoms=N,
-        energy=E.reshape(-1) * f,
-        forces=F[mask] * f,
-        info={"source": str(path), "energy_unit": energy_unit, "format": "h2comb"},
+        energy=E.reshape(-1) * energy_factor(energy_unit),
+        forces=F[mask] * force_factor(forces_unit),
+        info={"source": str(path), "energy_unit": energy_unit, "forces_unit": forces_unit,
+              "format": "h2comb"},
+        source=str(path),
     )
-    fs.validate(str(path))
-    return fs
+
+
+def _entry_options(entry, defaults: dict) -> tuple[str, dict]:
+    """``(path, read_frames options)`` of one data entry (a path or a dict)."""
+    opts = {k: defaults[k] for k in ENTRY_KEYS[1:] if defaults.get(k) is not None}
+    if isinstance(entry, dict):
+        unknown = sorted(set(entry) - set(ENTRY_KEYS))
+        if unknown or "path" not in entry:
+            raise ValueError(
+                f"data entry {entry}: " + (f"unknown key(s) {unknown}; " if unknown else
+                                           "no 'path'; ") + f"an entry may set {list(ENTRY_KEYS)}"
+            )
+        opts.update({k: v for k, v in entry.items() if k != "path" and v is not None})
+        entry = entry["path"]
+    elif not isinstance(entry, str | Path):
+        raise ValueError(f"data entry {entry!r}: give a file path or a dict with 'path'")
+    if "format" in opts:
+        opts["fmt"] = opts.pop("format")
+    return str(entry), opts
+
+
+def read_data(spec, defaults: dict | None = None, what: str = "") -> FrameSet:
+    """Read a data spec: a path, a FrameSet, a dict ``{path, format, energy_key, forces_key,
+    energy_unit, forces_unit}`` or a list of these (concatenated). Keys missing from an entry
+    come from ``defaults`` (e.g. the config's ``data`` section). Warns when the files' mean
+    force magnitudes differ by more than :data:`FORCE_RATIO_WARN` (mixed units?)."""
+    entries = spec if isinstance(spec, list | tuple) else [spec]
+    what = f"{what} data" if what else "data"
+    if not entries:
+        raise ValueError(f"{what}: the list of files is empty")
+    sets, names = [], []
+    for entry in entries:
+        if isinstance(entry, FrameSet):
+            sets.append(entry)
+            names.append(str(entry.info.get("source", "<frames>")))
+            continue
+        path, opts = _entry_options(entry, defaults or {})
+        sets.append(read_frames(path, **opts))
+        names.append(path)
+    means = [mean_force(s) for s in sets]
+    known = [(m, n) for m, n in zip(means, names, strict=True) if np.isfinite(m) and m > 0]
+    if len(known) > 1:
+        lo, hi = min(known), max(known)
+        if hi[0] / lo[0] > FORCE_RATIO_WARN:
+            warnings.warn(
+                f"{what}: mean |F| is {hi[0]:.3g} eV/A in {hi[1]} but {lo[0]:.3g} eV/A in "
+                f"{lo[1]} (x{hi[0] / lo[0]:.0f}); are they in different units? Declare each "
+                "file's units: {path: FILE, energy_unit: ..., forces_unit: ...}",
+                UserWarning,
+                stacklevel=2,
+            )
+    return sets[0] if len(sets) == 1 else FrameSet.concatenate(sets)
 
 
 def read_many(paths: list[str | Path] | str | Path, **kw) -> FrameSet:
-    """Read and concatenate several files (same options)."""
-    if isinstance(paths, str | Path):
-        paths = [paths]
-    sets = [read_frames(p, **kw) for p in paths]
-    return sets[0] if len(sets) == 1 else FrameSet.concatenate(sets)
+    """Read and concatenate several files (same ``read_frames`` options for all)."""
+    if "fmt" in kw:
+        kw["format"] = kw.pop("fmt")
+    unknown = sorted(set(kw) - set(ENTRY_KEYS[1:]))
+    if unknown:
+        raise TypeError(f"read_many() got unknown option(s) {unknown}")
+    return read_data(paths, kw)
 
 
 def split_indices(

@@ -7,6 +7,10 @@ import time
 
 import click
 
+#: wall time of the whole chain on 2 CPU cores, by preset (docs/demo.md)
+EXPECTED = {None: "about 15 minutes on 2 CPU cores", "tiny": "a couple of minutes",
+            "paper": "hours on a CPU"}
+
 
 @click.command("demo")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
@@ -42,6 +46,7 @@ def demo(config_path, preset, run_dir, fresh, sets, ft_data, no_progress) -> Non
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     run = run_dir or cfg["run_dir"]
+    click.echo(start_notice(run, preset, fresh, custom=bool(config_path or sets)))
     t0 = time.perf_counter()
     pipe = Pipeline(cfg, run, fresh=fresh, progress=not no_progress)
     try:
@@ -51,3 +56,13 @@ def demo(config_path, preset, run_dir, fresh, sets, ft_data, no_progress) -> Non
                                    "continue, --fresh to start over)") from exc
     click.echo(f"\nreport: {report}  (wall time {time.perf_counter() - t0:.0f} s)")
     click.echo(report.read_text().split("\n\n")[2] if report.exists() else "")
+
+
+def start_notice(run: str, preset: str | None, fresh: bool, custom: bool = False) -> str:
+    """One line: what starts, where, for how long, and how to stop and resume."""
+    expect = EXPECTED.get(preset, "unknown duration")
+    if custom:
+        expect += " with the default settings"
+    again = "starting over (--fresh)" if fresh else "finished stages there are reused"
+    return (f"ffpt demo: FFPT-FT water chain (PT data, xTB labels, 3 trainings, LAMMPS MD) in "
+            f"{run}, {expect}; {again}; Ctrl-C stops it, the same command resumes.")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ffpt.data.frames import FrameSet
+from ffpt.data.frames import FrameSet, output_format
 from ffpt.labelling.engines import Engine
 
 
@@ -51,9 +51,9 @@ def journal_path(output: str | os.PathLike) -> Path:
     return output.with_name(output.name + ".journal.jsonl")
 
 
-def _read_journal(path: Path, engine_desc: dict) -> dict[int, dict]:
-    """Records by frame index. A truncated last line (killed mid-write) is ignored."""
-    done: dict[int, dict] = {}
+def _read_journal(path: Path, engine_desc: dict) -> dict[str, dict]:
+    """Finished records by structure hash. A truncated last line (killed mid-write) is ignored."""
+    done: dict[str, dict] = {}
     if not path.exists():
         return done
     with open(path) as f:
@@ -74,8 +74,14 @@ def _read_journal(path: Path, engine_desc: dict) -> dict[int, dict]:
                     f"{engine_desc}; use another output name or --fresh to relabel"
                 )
             continue
-        done[int(rec["index"])] = rec
+        done[rec["hash"]] = rec
     return done
+
+
+def _append(fd: int, record: dict) -> None:
+    """One record = one ``write`` on an O_APPEND descriptor, then fsync (chunks may share it)."""
+    os.write(fd, (json.dumps(record) + "\n").encode())
+    os.fsync(fd)
 
 
 def label_frames(
@@ -83,43 +89,48 @@ def label_frames(
     engine: Engine,
     output: str | os.PathLike,
     *,
+    indices: Sequence[int] | np.ndarray | None = None,
     fresh: bool = False,
     progress: bool = True,
     source: str = "<memory>",
 ) -> FrameSet:
-    """Label every frame with ``engine`` and write ``output`` (``.npz`` FrameSet or any ASE
-    format, e.g. ``.extxyz``). Finished frames are journalled in ``OUTPUT.journal.jsonl``
-    (frame index + structure hash), so a rerun after an interruption computes only the rest.
-    Returns the labelled FrameSet."""
+    """Label frames ``indices`` (default: all) of ``frames`` with ``engine`` and write
+    ``output`` (``.npz`` FrameSet or any ASE format, e.g. ``.extxyz``).
+
+    Finished frames are journalled in ``OUTPUT.journal.jsonl`` keyed by global frame index and
+    structure hash, so a rerun after an interruption computes only the rest, chunks labelled
+    with different ``indices`` merge, and a later full run reuses every finished frame. The
+    output (and the returned FrameSet) holds every frame of ``frames`` labelled so far, in
+    frame order; ``info["labelled_indices"]`` lists them when that is not all frames."""
     from tqdm.auto import tqdm
 
     if not isinstance(frames, FrameSet):
         frames = FrameSet.from_atoms(list(frames), energy_key=None, forces_key=None)
+    n = frames.n_frames
+    sel = np.arange(n) if indices is None else np.unique(np.asarray(indices, dtype=np.int64))
+    if len(sel) and (sel.min() < 0 or sel.max() >= n):
+        raise ValueError(f"frame indices must be in 0..{n - 1}; got {sel.min()}..{sel.max()}")
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
     journal = journal_path(output)
     desc = engine.describe()
     if fresh and journal.exists():
         journal.unlink()
     done = _read_journal(journal, desc)
 
-    hashes = [structure_hash(frames.to_atoms(i)) for i in range(frames.n_frames)]
-    todo = [i for i in range(frames.n_frames) if done.get(i, {}).get("hash") != hashes[i]]
-    n_reused = frames.n_frames - len(todo)
+    hashes = [structure_hash(frames.to_atoms(i)) for i in range(n)]
+    todo = [int(i) for i in sel if hashes[i] not in done]
+    wanted = set(sel.tolist())
+    keep = [i for i in range(n) if i in wanted or hashes[i] in done]
+    output_format(output, len(keep))  # an unwritable output fails before any work
+    n_reused = len(sel) - len(todo)
 
-    new_file = not journal.exists() or journal.stat().st_size == 0
-    with open(journal, "a") as f:
-        if new_file:
-            f.write(json.dumps({"engine": desc}) + "\n")
-        bar = tqdm(
-            todo,
-            desc=f"label[{engine.name}]",
-            unit="frame",
-            disable=not progress,
-            initial=0,
-            total=len(todo),
-            postfix={"reused": n_reused} if n_reused else None,
-        )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        if os.fstat(fd).st_size == 0:
+            _append(fd, {"engine": desc})
+        bar = tqdm(todo, desc=f"label[{engine.name}]", unit="frame", disable=not progress,
+                   total=len(todo), postfix={"reused": n_reused} if n_reused else None)
         for i in bar:
             atoms = frames.to_atoms(i)
             atoms.calc = None
@@ -135,32 +146,25 @@ def label_frames(
             forces = np.asarray(forces, dtype=np.float64).reshape(len(atoms), 3)
             if not (np.isfinite(energy) and np.all(np.isfinite(forces))):
                 raise RuntimeError(f"frame {i}: {engine.name} returned non-finite labels")
-            rec = {"index": i, "hash": hashes[i], "energy": energy, "forces": forces.tolist()}
-            f.write(json.dumps(rec) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-            done[i] = rec
+            rec = {"index": i, "hash": hashes[i], "energy": float(energy),
+                   "forces": forces.tolist()}
+            _append(fd, rec)
+            done[hashes[i]] = rec
+    finally:
+        os.close(fd)
 
-    energy = np.array([done[i]["energy"] for i in range(frames.n_frames)], dtype=np.float64)
-    forces = np.concatenate(
-        [np.asarray(done[i]["forces"], dtype=np.float64) for i in range(frames.n_frames)]
+    out = frames.subset(keep)
+    out.energy = np.array([done[hashes[i]]["energy"] for i in keep], dtype=np.float64)
+    out.forces = np.concatenate(
+        [np.asarray(done[hashes[i]]["forces"], dtype=np.float64).reshape(-1, 3) for i in keep]
     ).reshape(-1, 3)
-    info = dict(frames.info)
-    info.update({"labels": desc, "labelled_from": source, "units": "eV, eV/Angstrom"})
-    out = FrameSet(
-        numbers=frames.numbers,
-        positions=frames.positions,
-        n_atoms=frames.n_atoms,
-        energy=energy,
-        forces=forces,
-        cell=frames.cell,
-        pbc=frames.pbc,
-        info=info,
-    )
-    if output.suffix == ".npz":
-        out.save(output)
+    out.stress = None
+    out.info.update({"labels": desc, "labelled_from": source, "units": "eV, eV/Angstrom",
+                     "n_input_frames": n})
+    if len(keep) < n:
+        out.info["labelled_indices"] = keep
     else:
-        tmp = output.with_name(f".{output.name}.tmp{output.suffix}")
-        out.save(tmp)
-        os.replace(tmp, output)
+        out.info.pop("labelled_indices", None)
+    out.validate(str(output))
+    out.save(output)
     return out

@@ -67,10 +67,9 @@ def write_data(atoms, path: str | os.PathLike, elements: list[str], margin: floa
     lines += ["", "Atoms # atomic", ""]
     for i, (s, p) in enumerate(zip(atoms.get_chemical_symbols(), pos, strict=True)):
         lines.append(f"{i + 1} {tindex[s]} {p[0]:.17g} {p[1]:.17g} {p[2]:.17g}")
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    from ffpt.data.frames import atomic_write
+
+    atomic_write(path, lambda f: f.write(("\n".join(lines) + "\n").encode()))
 
 
 # ----------------------------------------------------------------------------- dumps
