@@ -35,8 +35,9 @@ from pathlib import Path
 import numpy as np
 
 FORMAT_VERSION = 1
-#: atoms closer than this (Angstrom) in a data file are an error (no physical structure has them)
-MIN_DISTANCE = 0.1
+#: atoms closer than this (Angstrom) in a data file are an error: coincident atoms. Kept far
+#: below 0.1 A because sigma = 0.2 A rattled PT frames legitimately bring O-H to ~0.05 A.
+MIN_DISTANCE = 0.01
 
 
 @dataclass

@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
         "energy_key": "energy",
         "forces_key": "forces",
         "energy_unit": None,
+        "forces_unit": None,  # default <energy_unit>/A; entries may be {path, *_unit}
         "max_frames": None,
     },
     "model": dict(MODEL_DEFAULTS),
@@ -154,5 +155,7 @@ def _relative(value, base: Path):
         return None
     if isinstance(value, list):
         return [_relative(v, base) for v in value]
+    if isinstance(value, dict):  # a per-file entry {path: ..., energy_unit: ...}
+        return {**value, "path": _relative(value.get("path"), base)}
     p = Path(expand_path(value))
     return str(p if p.is_absolute() or not (base / p).exists() else base / p)

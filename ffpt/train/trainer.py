@@ -32,7 +32,7 @@ import torch.distributed as dist
 
 from ffpt.data.frames import FrameSet, atomic_write
 from ffpt.data.graph import GraphSet
-from ffpt.data.readers import read_frames, split_indices
+from ffpt.data.readers import read_data, split_indices
 from ffpt.model.checkpoint import (
     DTYPES,
     build_model,
@@ -70,23 +70,7 @@ class TrainResult:
 def _load(spec, cfg: dict, what: str) -> FrameSet | None:
     if spec is None:
         return None
-    d = cfg["data"]
-    specs = spec if isinstance(spec, list | tuple) else [spec]
-    sets = []
-    for s in specs:
-        if isinstance(s, FrameSet):
-            sets.append(s)
-        else:
-            sets.append(
-                read_frames(
-                    s,
-                    fmt=d["format"],
-                    energy_key=d["energy_key"],
-                    forces_key=d["forces_key"],
-                    energy_unit=d["energy_unit"],
-                )
-            )
-    fs = sets[0] if len(sets) == 1 else FrameSet.concatenate(sets)
+    fs = read_data(spec, cfg["data"], what)  # per-file units; warns on mixed-unit lists
     if fs.energy is None or fs.forces is None:
         raise ValueError(f"{what} data has no energy/forces labels; label it first (ffpt label)")
     return fs
