@@ -60,8 +60,8 @@ DEFAULTS: dict[str, Any] = {
         "replay": {"data": None, "ratio": 1.0, "weight": 1.0},
         # finetune: freeze parameters by name prefix, e.g. [embedding, interactions.0]
         "ft_freeze": [],
-        # finetune: lr multiplier per parameter-name prefix, e.g. {embedding: 0.1}
-        "ft_lr_mult": {},
+        # finetune: lr multiplier per parameter-name prefix, e.g. {embedding: 0.1} (null: none)
+        "ft_lr_mult": None,
         "eval_batch_size": 64,
         "num_threads": None,
         "plot_every": 10,
@@ -82,6 +82,8 @@ def resolve(cfg: dict | None, overrides: list[str] = ()) -> dict:
         out["training"]["lr"] = DEFAULT_LR[out["mode"]]
     if out["data"]["train"] is None:
         raise ValueError("data.train is required (a data file or a list of files)")
+    if out["training"]["ft_lr_mult"] is None:
+        out["training"]["ft_lr_mult"] = {}
     _check_training(out["training"], out["mode"])
     return out
 

@@ -69,7 +69,7 @@ def prepare_energy_head(
         model.scale.fill_(force_rms(frames))
         absent = None
     else:
-        absent = model.shift.detach().double().cpu().numpy()
+        absent = model.shift.detach().double().cpu().numpy().copy()  # shift is zeroed below
         if refit_scale:
             c = force_rms(frames) / float(model.scale.double().mean())
             last = model.readout[-1]
