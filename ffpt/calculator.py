@@ -72,6 +72,29 @@ class FFPTCalculator(Calculator):
                 virial = out["virial"][0].detach().cpu().numpy().astype(np.float64)
                 self.results["stress"] = full_3x3_to_voigt_6_stress(-virial / atoms.get_volume())
 
+    def batch_energies(self, numbers, positions: np.ndarray, chunk: int = 256) -> np.ndarray:
+        """Energies (eV) of many non-periodic geometries ``positions[P, N, 3]`` of one molecule,
+        evaluated ``chunk`` frames at a time without forces (scans); NaN where not finite."""
+        from ase import Atoms
+
+        from ffpt.data.frames import FrameSet
+        from ffpt.data.graph import GraphSet
+        from ffpt.model.forces import edge_vectors
+
+        out = []
+        for c in range(0, len(positions), chunk):
+            images = [Atoms(numbers=numbers, positions=x) for x in positions[c : c + chunk]]
+            fs = FrameSet.from_atoms(images, energy_key=None, forces_key=None)
+            gs = GraphSet(fs, self.model.elements, self.model.cutoff)
+            b = gs.batch(np.arange(len(images))).to(self.device, self.dtype)
+            with torch.no_grad():
+                vec = edge_vectors(b.pos, b.edge_index, b.edge_shift)
+                atomic = self.model(b.species, b.edge_index, vec)
+                e = torch.zeros(len(images), dtype=atomic.dtype, device=atomic.device)
+                out.append(e.index_add(0, b.batch, atomic).cpu().numpy().astype(np.float64))
+        e = np.concatenate(out) if out else np.zeros(0)
+        return np.where(np.isfinite(e), e, np.nan)
+
 
 def load_calculator(
     spec: str | os.PathLike, dtype: str = "float64", species: str | None = None

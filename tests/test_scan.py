@@ -140,6 +140,11 @@ def test_checkpoint_and_artifact_load_by_content(tmp_path):
         e.append((a.get_potential_energy(), a.get_forces()))
     assert e[0][0] == pytest.approx(e[1][0], abs=1e-8)
     np.testing.assert_allclose(e[0][1], e[1][1], atol=1e-8)
+    # batched scan energies (checkpoint) = point-by-point ASE energies (artifact)
+    ref = water_reference()
+    rep = find_holes({"ckpt": c1, "art": c2}, ref, build_scans(ref, kinds=("stretch", "bend")))
+    for s in range(3):
+        np.testing.assert_allclose(rep.rel["ckpt"][s], rep.rel["art"][s], atol=1e-8)
     (tmp_path / "junk.pt").write_bytes(b"not a model")
     with pytest.raises(ValueError, match="neither an ffpt training checkpoint nor a deployed"):
         load_calculator(tmp_path / "junk.pt")

@@ -335,14 +335,16 @@ def _bend_scan(pos0, sym, bonds, i, c, k, bend) -> Scan:
 
 
 def scan_energies_batch(calc, numbers, positions: np.ndarray) -> np.ndarray:
-    """Energies (eV) of ``positions[P, N, 3]``; teachers are evaluated in one batch, a
-    NaN/inf model energy becomes NaN."""
+    """Energies (eV) of ``positions[P, N, 3]``; teachers and ffpt models are evaluated in
+    batches, other ASE calculators point by point; a NaN/inf model energy becomes NaN."""
     from ase import Atoms
 
     from ffpt.teachers.base import TeacherCalculator
 
     if isinstance(calc, TeacherCalculator) and np.array_equal(numbers, calc.teacher.numbers):
         return np.asarray(calc.teacher.label(positions)[0], float)
+    if hasattr(calc, "batch_energies"):  # ffpt models: many frames per forward pass
+        return calc.batch_energies(numbers, positions)
     atoms = Atoms(numbers=numbers, positions=positions[0])
     atoms.calc = calc
     out = np.empty(len(positions))
