@@ -1,4 +1,4 @@
-"""Rattled pre-training data from classical teachers, on-the-fly PT data and PES scans."""
+"""Rattled pre-training data from classical teachers and on-the-fly PT data."""
 
 from ffpt.sampling.onthefly import OnTheFlyPTData
 from ffpt.sampling.rattle import (
