@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.util
 import os
 import platform
 import re
@@ -33,10 +32,9 @@ MODELS = {
 
 
 def water(n: int):
-    spec = importlib.util.spec_from_file_location("bw", ROOT / "inputs/water/build_water.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.water_box(n=n)
+    from ffpt.sampling.water import water_box
+
+    return water_box(n**3, jitter=0.15)
 
 
 def ase_step_time(ckpt: Path, dtype: str, atoms, steps: int) -> float:

@@ -16,7 +16,6 @@ import copy
 import datetime
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -26,12 +25,12 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
 
 
 def systems():
     from ase.build import molecule
-    from conftest import make_water_box
+
+    from ffpt.sampling.water import water_box
 
     asp = molecule("CH3COOH")  # aspirin-sized stand-in when shared data is absent
     from ffpt.config import shared_data_dir
@@ -42,7 +41,7 @@ def systems():
         from ase.io import read
 
         asp = read(f, index=0)
-    water = make_water_box(4, seed=0)  # 64 molecules = 192 atoms
+    water = water_box(64, seed=0)  # 64 molecules = 192 atoms
     return {"aspirin (21 at.)": asp, "water (192 at.)": water}
 
 

@@ -16,7 +16,7 @@ from ffpt.md.analysis import check_stability, frame_broken, rdf, read_lammps_dum
 
 
 def test_tip3p_liquid_sampler_gives_liquid_water(tmp_path):
-    from ffpt.md.ft_sampling import WaterBoxSampling, sample_liquid_water
+    from ffpt.sampling.liquid import WaterBoxSampling, sample_liquid_water
 
     s = WaterBoxSampling(n_molecules=32, equilibration_steps=2000, n_frames=8, sample_every=100)
     fs = sample_liquid_water(s, workdir=tmp_path, progress=False)
@@ -167,7 +167,7 @@ def test_demo_reads_user_ft_data(tmp_path):
     from ase.calculators.singlepoint import SinglePointCalculator
     from ase.io import write
 
-    from ffpt.md.ft_sampling import water_box
+    from ffpt.sampling.water import water_box
 
     images = []
     for k in range(6):

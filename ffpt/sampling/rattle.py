@@ -1,5 +1,6 @@
 """Rattled pre-training data: relax with the teacher, draw x~ = x + sigma * eps
-(eps ~ N(0, I) per Cartesian coordinate, no rescaling), label with the teacher.
+(eps ~ N(0, I) per Cartesian coordinate, no rescaling), label with the teacher. Teachers of
+clusters/boxes offer K reference structures; frame j of a teacher rattles reference j mod K.
 
 Reproducible by seed (independent of the chunk size used for labelling): each species of
 a mixture gets its own stream from ``numpy.random.SeedSequence(seed).spawn``.
@@ -20,13 +21,17 @@ CHUNK = 10_000
 
 
 def rattle(
-    positions: np.ndarray, n_frames: int, sigma: float, rng: np.random.Generator
+    positions: np.ndarray, n_frames: int, sigma: float, rng: np.random.Generator, start: int = 0
 ) -> np.ndarray:
-    """(n_frames, N, 3) copies of ``positions`` (N, 3) + sigma * N(0, 1) noise."""
+    """(n_frames, N, 3) copies of ``positions`` + sigma * N(0, 1) noise. ``positions`` is one
+    geometry (N, 3) or K references (K, N, 3); frame ``start + j`` uses reference
+    ``(start + j) mod K``, so chunked calls reproduce one big call."""
     if sigma < 0:
         raise ValueError(f"sigma must be >= 0 Angstrom, got {sigma}")
     pos = np.asarray(positions, dtype=np.float64)
-    return pos[None] + sigma * rng.standard_normal((n_frames, *pos.shape))
+    refs = pos[None] if pos.ndim == 2 else pos
+    base = refs[(start + np.arange(n_frames)) % len(refs)]
+    return base + sigma * rng.standard_normal((n_frames, *refs.shape[1:]))
 
 
 def split_counts(n_frames: int, weights: Sequence[float]) -> np.ndarray:
@@ -44,12 +49,15 @@ def split_counts(n_frames: int, weights: Sequence[float]) -> np.ndarray:
 
 def _frames(teacher: Teacher, pos: np.ndarray, energy: np.ndarray, forces: np.ndarray) -> FrameSet:
     n_frames, n_atoms = pos.shape[:2]
+    periodic = teacher.cell is not None
     return FrameSet(
         numbers=np.tile(teacher.numbers, n_frames),
         positions=pos.reshape(-1, 3),
         n_atoms=np.full(n_frames, n_atoms),
         energy=energy,
         forces=forces.reshape(-1, 3),
+        cell=np.repeat(teacher.cell[None], n_frames, axis=0) if periodic else None,
+        pbc=np.ones((n_frames, 3), bool) if periodic else None,
     )
 
 
@@ -65,6 +73,8 @@ def _permute(fs: FrameSet, perm: np.ndarray) -> FrameSet:
         n_atoms=lens,
         energy=fs.energy[perm] if fs.energy is not None else None,
         forces=fs.forces[atom_idx] if fs.forces is not None else None,
+        cell=fs.cell[perm] if fs.cell is not None else None,
+        pbc=fs.pbc[perm] if fs.pbc is not None else None,
         info=fs.info,
     )
 
@@ -110,6 +120,7 @@ def generate_pt_data(
     t0 = time.perf_counter()
     for teacher, count, stream in zip(teachers, counts, streams, strict=False):
         ref = teacher.relaxed_positions
+        refs = teacher.reference_positions  # (K, N, 3): frame j rattles reference j mod K
         e_ref, f_ref = teacher.energy_forces(ref)
         species_info.append(
             {
@@ -119,13 +130,14 @@ def generate_pt_data(
                 "relaxed_positions": ref.round(8).tolist(),
                 "relaxed_energy_eV": e_ref,
                 "relaxed_max_force_eV_A": float(np.abs(f_ref).max()),
+                "n_references": len(refs),
             }
         )
         rng = np.random.default_rng(stream)
         done = 0
         while done < count:
             b = min(chunk, count - done)
-            pos = rattle(ref, b, sigma, rng)
+            pos = rattle(refs, b, sigma, rng, start=done)
             energy, forces = teacher.label(pos)
             sets.append(_frames(teacher, pos, energy, forces))
             done += b

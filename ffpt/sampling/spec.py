@@ -42,6 +42,8 @@ def build_teachers(
     """Teachers and mixture weights for a teacher name plus species/smiles/structures.
 
     * ``tip3p-flex``: water only;
+    * ``tip3p-flex-liquid``: ``molecules=`` "8" or "1:1,4:2" (one teacher per size, weights);
+      other options (``periodic``, ``density``, ``references``...) go to every teacher;
     * ``qforce-h2``: ``species`` (default ``all`` = the eight combustion species, equal weights);
     * ``gaff``: one teacher per SMILES / structure file (equal weights; default aspirin).
     """
@@ -63,6 +65,17 @@ def build_teachers(
 
         pairs = parse_species(species, SPECIES_NAMES)
         return [get_teacher(name, species=s, **options) for s, _ in pairs], [w for _, w in pairs]
+    if name == "tip3p-flex-liquid":
+        if species:
+            raise ValueError("tip3p-flex-liquid takes --molecules N (or 'N:W,M:V'), not --species")
+        pairs = parse_species(str(options.pop("molecules", 4)), ["4"])
+        try:
+            counts = [int(n) for n, _ in pairs]
+        except ValueError:
+            raise ValueError(
+                f"--molecules must be N or N:WEIGHT,M:WEIGHT (integers N), got {pairs}"
+            ) from None
+        return [get_teacher(name, n_molecules=n, **options) for n in counts], [w for _, w in pairs]
     if name == "tip3p-flex":
         pairs = parse_species(species, ["H2O"])
         if len(pairs) != 1:

@@ -1,12 +1,14 @@
 """Teacher interface, ASE adapter and registry.
 
-A *teacher* is a cheap classical force field for one molecule (atomic numbers fixed at
-construction). ``label`` evaluates a batch of geometries at once::
+A *teacher* is a cheap classical force field for one molecule, cluster or periodic box
+(atomic numbers, and the cell of a periodic teacher, fixed at construction). ``label``
+evaluates a batch of geometries at once::
 
     energy[F] (eV), forces[F, N, 3] (eV/Angstrom) = teacher.label(positions[F, N, 3])  # Angstrom
 
-Teachers are created by name with :func:`get_teacher` (``tip3p-flex``, ``qforce-h2``,
-``gaff``) and drive ASE through :class:`TeacherCalculator` (relaxations, scans).
+Teachers are created by name with :func:`get_teacher` (``tip3p-flex``,
+``tip3p-flex-liquid``, ``qforce-h2``, ``gaff``) and drive ASE through
+:class:`TeacherCalculator` (relaxations, scans).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ class Teacher(ABC):
     name: str = "teacher"
     numbers: np.ndarray  # (N,) atomic numbers
     initial_positions: np.ndarray  # (N, 3) Angstrom, a starting geometry for relaxation
+    cell: np.ndarray | None = None  # (3, 3) Angstrom rows for periodic teachers, else None
+    relax_fmax: float = 1e-6  # eV/Angstrom, tolerance of relaxed_positions
 
     @abstractmethod
     def label(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -107,8 +111,14 @@ class Teacher(ABC):
     def relaxed_positions(self) -> np.ndarray:
         """Relaxed geometry (computed once, cached)."""
         if getattr(self, "_relaxed", None) is None:
-            self._relaxed = self.relax()
+            self._relaxed = self.relax(fmax=self.relax_fmax)
         return self._relaxed.copy()
+
+    @property
+    def reference_positions(self) -> np.ndarray:
+        """(K, N, 3) geometries that PT frames are rattled around (frame j uses reference
+        j mod K); one molecule: the relaxed geometry only."""
+        return self.relaxed_positions[None]
 
     def atoms(self, positions: np.ndarray | None = None):
         """``ase.Atoms`` of this molecule (default: relaxed geometry), teacher attached."""
@@ -116,6 +126,9 @@ class Teacher(ABC):
 
         pos = self.relaxed_positions if positions is None else positions
         atoms = Atoms(numbers=self.numbers, positions=pos)
+        if self.cell is not None:
+            atoms.set_cell(self.cell)
+            atoms.pbc = True
         atoms.calc = TeacherCalculator(self)
         return atoms
 
@@ -134,7 +147,7 @@ class TeacherCalculator(Calculator):
     """ASE calculator evaluating a :class:`Teacher` (energy, free_energy, forces).
 
     The Atoms must hold the teacher's atoms in the teacher's order; cells/PBC are ignored
-    (teachers describe isolated molecules)."""
+    by molecular teachers, and must equal the teacher's cell for periodic ones."""
 
     implemented_properties = ["energy", "free_energy", "forces"]  # noqa: RUF012
 
@@ -151,12 +164,32 @@ class TeacherCalculator(Calculator):
                 f"atoms {list(self.teacher.numbers)}; "
                 "build the Atoms with teacher.atoms() or in the teacher's atom order"
             )
+        cell = self.teacher.cell
+        if cell is not None and not (
+            self.atoms.pbc.all() and np.allclose(self.atoms.cell[:], cell, atol=1e-8)
+        ):
+            raise ValueError(
+                f"the {self.teacher.name} teacher is periodic with cell "
+                f"{np.round(cell, 6).tolist()} A; the atoms have cell "
+                f"{np.round(self.atoms.cell[:], 6).tolist()} (pbc {self.atoms.pbc.tolist()}): "
+                "build a teacher for this cell (cell=atoms.cell)"
+            )
         e, f = self.teacher.energy_forces(self.atoms.positions)
         self.results = {"energy": e, "free_energy": e, "forces": f}
 
 
+# Built-in teachers, resolved lazily ("module:attribute"), so that this module never imports
+# them and they import nothing from the registry.
+_BUILTIN: dict[str, str] = {
+    "tip3p-flex": "ffpt.teachers.tip3p_flex:TIP3PFlex",
+    "tip3p-flex-liquid": "ffpt.teachers.tip3p_liquid:TIP3PFlexLiquid",
+    "qforce-h2": "ffpt.teachers.qforce_h2:QForceH2",
+    "gaff": "ffpt.teachers.gaff:GAFFTeacher",
+}
+
+
 def register(name: str) -> Callable:
-    """Class/factory decorator: make a teacher available as ``get_teacher(name, ...)``."""
+    """Class/factory decorator: make a (user) teacher available as ``get_teacher(name, ...)``."""
 
     def deco(factory: Callable[..., Teacher]) -> Callable[..., Teacher]:
         _REGISTRY[name] = factory
@@ -166,18 +199,26 @@ def register(name: str) -> Callable:
 
 
 def available_teachers() -> list[str]:
-    _load_builtin()
-    return sorted(_REGISTRY)
+    return sorted({*_BUILTIN, *_REGISTRY})
+
+
+def _factory(key: str) -> Callable[..., Teacher]:
+    if key in _REGISTRY:
+        return _REGISTRY[key]
+    if key not in _BUILTIN:
+        raise ValueError(f"unknown teacher '{key}'; choose one of {available_teachers()}")
+    import importlib
+
+    module, attr = _BUILTIN[key].split(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 def get_teacher(name: str, **kwargs) -> Teacher:
     """Create a teacher by name, e.g. ``get_teacher("qforce-h2", species="H2O2")``,
-    ``get_teacher("gaff", smiles="CC(=O)Oc1ccccc1C(=O)O")``, ``get_teacher("tip3p-flex")``."""
-    _load_builtin()
+    ``get_teacher("gaff", smiles="CC(=O)Oc1ccccc1C(=O)O")``, ``get_teacher("tip3p-flex")``,
+    ``get_teacher("tip3p-flex-liquid", n_molecules=8, periodic=True)``."""
     key = name.lower().replace("_", "-")
-    if key not in _REGISTRY:
-        raise ValueError(f"unknown teacher '{name}'; choose one of {sorted(_REGISTRY)}")
-    factory = _REGISTRY[key]
+    factory = _factory(key)
     try:
         inspect.signature(factory).bind(**kwargs)
     except TypeError as exc:
@@ -185,9 +226,3 @@ def get_teacher(name: str, **kwargs) -> Teacher:
             f"bad options for teacher '{key}': {exc}; accepted: {inspect.signature(factory)}"
         ) from exc
     return factory(**kwargs)
-
-
-def _load_builtin() -> None:
-    import ffpt.teachers.gaff
-    import ffpt.teachers.qforce_h2
-    import ffpt.teachers.tip3p_flex  # noqa: F401

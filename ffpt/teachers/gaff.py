@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from ase import units
 
-from ffpt.teachers.base import Teacher, register
+from ffpt.teachers.base import Teacher
 
 KJ_MOL = units.kJ / units.mol  # eV per kJ/mol
 ASPIRIN_SMILES = "CC(=O)Oc1ccccc1C(=O)O"
@@ -128,7 +128,6 @@ def assign_charges(molecule, method: str) -> str:
     return method
 
 
-@register("gaff")
 class GAFFTeacher(Teacher):
     """GAFF-2.11 force field for one organic molecule (see module docstring)."""
 

@@ -25,7 +25,7 @@ import numpy as np
 from ase import units
 
 from ffpt.teachers import terms
-from ffpt.teachers.base import Teacher, register
+from ffpt.teachers.base import Teacher
 
 KJ_MOL = units.kJ / units.mol  # eV per kJ/mol
 NM = 10.0  # Angstrom per nm
@@ -154,7 +154,6 @@ def _initial_geometry(key: str) -> np.ndarray:
     return np.array([h1, o1, o2, h2])
 
 
-@register("qforce-h2")
 class QForceH2(Teacher):
     """Q-Force bonded FF for one hydrogen-combustion species (see module docstring)."""
 

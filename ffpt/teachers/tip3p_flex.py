@@ -23,7 +23,7 @@ import numpy as np
 from ase import units
 
 from ffpt.teachers import terms
-from ffpt.teachers.base import Teacher, register
+from ffpt.teachers.base import Teacher
 
 KCAL_MOL = units.kcal / units.mol  # eV per kcal/mol
 KB = 450.0 * KCAL_MOL  # eV/A^2, E = KB (r - R0)^2
@@ -32,7 +32,6 @@ KTHETA = 55.0 * KCAL_MOL  # eV/rad^2, E = KTHETA (theta - THETA0)^2
 THETA0 = np.deg2rad(104.52)
 
 
-@register("tip3p-flex")
 class TIP3PFlex(Teacher):
     """CHARMM flexible TIP3P water monomer (O, H, H); see module docstring."""
 
