@@ -20,7 +20,6 @@ from conftest import morse_frames
 from ffpt.cli import main
 from ffpt.data import FrameSet, read_frames
 from ffpt.data.frames import atomic_write
-from ffpt.data.readers import read_data
 from ffpt.labelling.engines import ENGINES, Engine
 
 KCAL = units.kcal / units.mol  # eV per kcal/mol
@@ -107,6 +106,8 @@ def _write(fs: FrameSet, path, e_factor: float, f_factor: float) -> None:
 
 
 def test_units_declared_per_file_including_forces(tmp_path):
+    from ffpt.data.readers import read_data
+
     a, b = morse_frames(3, seed=2), morse_frames(2, seed=3)
     _write(a, tmp_path / "a_kcal.extxyz", KCAL, KCAL)
     _write(b, tmp_path / "b_hartree.extxyz", units.Hartree, units.Hartree / units.Bohr)
@@ -142,6 +143,8 @@ def test_units_declared_per_file_including_forces(tmp_path):
 
 
 def test_unit_mixups_warn(tmp_path):
+    from ffpt.data.readers import read_data
+
     a = morse_frames(3, seed=4)
     a.forces *= 1.5 / np.linalg.norm(a.forces, axis=1).mean()  # mean |F| 1.5 eV/A: MD-like
     _write(a, tmp_path / "ev.extxyz", 1.0, 1.0)
@@ -158,7 +161,7 @@ def test_unit_mixups_warn(tmp_path):
 
 
 # ------------------------------------------------------------------------- bad data
-def test_nonfinite_and_overlapping_atoms_name_file_frame_atoms(tmp_path):
+def test_nonfinite_data_names_file_frame_atom(tmp_path):
     fs = morse_frames(3, seed=5)
     arrays = {"numbers": fs.numbers, "positions": fs.positions, "n_atoms": fs.n_atoms,
               "energy": fs.energy, "forces": fs.forces.copy()}
@@ -177,6 +180,9 @@ def test_nonfinite_and_overlapping_atoms_name_file_frame_atoms(tmp_path):
     with pytest.raises(ValueError, match=r"inf\.extxyz: frame 1 has non-finite forces"):
         read_frames(tmp_path / "inf.extxyz")
 
+
+def test_coincident_atoms_name_file_frame_atoms(tmp_path):
+    fs = morse_frames(3, seed=5)
     close = fs.positions.copy()
     close[12 + 3] = close[12] + [1e-9, 0, 0]  # frame 2: atom 3 onto atom 0
     FrameSet(numbers=fs.numbers, positions=close, n_atoms=fs.n_atoms, energy=fs.energy,
