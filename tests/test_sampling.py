@@ -175,3 +175,60 @@ def test_water_scans_with_a_model_checkpoint(tmp_path):
     res = water_scans(calcs, tmp_path / "w.png", distances=np.linspace(0.5, 3, 6))
     assert res["bond"]["model"].shape == (6,) and np.isfinite(res["angle"]["model"]).all()
     assert (tmp_path / "w.png").exists()
+
+
+# ------------------------------------------------------------- water clusters and boxes
+def test_liquid_pt_data_rattles_references_reproducibly():
+    """Frame j rattles reference j mod K by sigma (not rescaled), whatever the chunk size;
+    periodic frames carry the teacher's cell."""
+    t = get_teacher("tip3p-flex-liquid", n_molecules=8, periodic=True, references=3)
+    n = 600
+    a = generate_pt_data(t, n, sigma=SIGMA, seed=1)
+    b = generate_pt_data(t, n, sigma=SIGMA, seed=1, chunk=7)
+    np.testing.assert_array_equal(a.positions, b.positions)
+    np.testing.assert_allclose(a.energy, b.energy, rtol=1e-13)  # BLAS batch-size rounding
+    refs = t.reference_positions
+    assert refs.shape == (3, 24, 3) and np.abs(refs[0] - refs[1]).max() > 0.5  # distinct minima
+    for r in refs:
+        assert np.abs(t.energy_forces(r)[1]).max() < 1e-4
+    disp = a.positions.reshape(n, 24, 3) - refs[np.arange(n) % 3]
+    assert abs(disp.mean()) < 5 * SIGMA / np.sqrt(disp.size)
+    assert abs(disp.std() - SIGMA) < 5 * SIGMA / np.sqrt(2 * disp.size)
+    assert a.pbc.all() and np.allclose(a.cell, t.cell)
+    e, f = t.label(a.positions.reshape(n, 24, 3))
+    np.testing.assert_array_equal(a.energy, e)
+    np.testing.assert_array_equal(a.forces, f.reshape(-1, 3))
+    assert a.info["species"][0]["n_references"] == 3
+
+
+def test_liquid_mixtures_with_monomers_and_boxes():
+    teachers, w = build_teachers("tip3p-flex-liquid", molecules="1:1,4:2", references=1)
+    assert [t.n_molecules for t in teachers] == [1, 4] and w == [1.0, 2.0]
+    fs = generate_pt_data(teachers, 300, seed=0, proportions=w)
+    assert np.bincount(fs.n_atoms).tolist()[3::9] == [100, 200]
+    mono = fs.subset(np.flatnonzero(fs.n_atoms == 3))
+    e, _ = get_teacher("tip3p-flex").label(mono.positions.reshape(-1, 3, 3))
+    np.testing.assert_array_equal(mono.energy, e)  # one molecule = the monomer teacher
+    box = get_teacher("tip3p-flex-liquid", n_molecules=2, periodic=True, references=1)
+    fs = generate_pt_data([teachers[1], box], 200, seed=0)  # shuffled cluster + box frames
+    assert np.array_equal(fs.pbc.all(axis=1), fs.n_atoms == 6)
+    assert np.allclose(fs.cell[fs.n_atoms == 6], box.cell) and not fs.cell[fs.n_atoms == 12].any()
+    with pytest.raises(ValueError, match="--molecules"):
+        build_teachers("tip3p-flex-liquid", species="H2O")
+
+
+def test_cli_pt_data_liquid(tmp_path):
+    from click.testing import CliRunner
+
+    from ffpt.sampling.cli import pt_data
+
+    out = tmp_path / "box.npz"
+    args = ["--teacher", "tip3p-flex-liquid", "--molecules", "2", "--periodic", "--references",
+            "2", "--frames", "40", "--sigma", "0.2", "-o", str(out)]  # fmt: skip
+    r = CliRunner().invoke(pt_data, args)
+    assert r.exit_code == 0, r.output
+    fs = FrameSet.load(out)
+    assert fs.n_frames == 40 and fs.pbc.all() and fs.info["teacher"] == "tip3p-flex-liquid"
+    assert fs.info["species"][0]["species"] == "(H2O)2 box"
+    r = CliRunner().invoke(pt_data, ["--teacher", "tip3p-flex", "--molecules", "4", "-o", str(out)])
+    assert r.exit_code != 0 and "only apply to --teacher tip3p-flex-liquid" in r.output

@@ -53,8 +53,11 @@ class OnTheFlyPTData:
         sigma: float = DEFAULT_SIGMA,
         frames_per_epoch: int = 10_000,
         seed: int = 0,
+        **options,
     ) -> OnTheFlyPTData:
-        teachers, weights = build_teachers(teacher, species, smiles, structure)
+        """``options`` go to the teachers, e.g. ``molecules="1:1,8:1", periodic=True`` for
+        ``tip3p-flex-liquid``."""
+        teachers, weights = build_teachers(teacher, species, smiles, structure, **options)
         return cls(teachers, weights, sigma, frames_per_epoch, seed)
 
     def sample(self, n_frames: int | None = None, seed: int = 0) -> FrameSet:
