@@ -16,9 +16,10 @@ COMMANDS: dict[str, str] = {
     "pt-data": "ffpt.sampling.cli:pt_data",
     "scan": "ffpt.analysis.cli:scan",
     "deploy": "ffpt.deploy.cli:deploy",
-    "build-plugin": "ffpt.lammps:build_plugin_cmd",
+    "build-plugin": "ffpt.lammps.plugin:build_plugin_cmd",
     "metad": "ffpt.md.metad_cli:metad",
     "fes": "ffpt.md.fes:fes_cmd",
+    "stability": "ffpt.analysis.stability_cli:stability",
     "label": "ffpt.labelling.cli:label",
     "demo": "ffpt.demo.cli:demo",
 }
@@ -97,6 +98,8 @@ class LazyGroup(click.Group):
             except (click.UsageError, click.exceptions.Exit, click.Abort, CLIError):
                 raise
             except click.ClickException as exc:
+                if debug and exc.__cause__ is not None:  # a command wrapped it: show the cause
+                    raise exc.__cause__ from None
                 raise CLIError(" ".join(exc.format_message().split())) from exc
             except (*USER_ERRORS, yaml.YAMLError) as exc:
                 if debug:

@@ -237,6 +237,8 @@ def test_cli_errors_are_one_line_with_debug_for_the_traceback(tmp_path, monkeypa
     # --debug / FFPT_DEBUG=1 give the exception (CliRunner keeps it) instead of the line
     dbg = r.invoke(main, ["--debug", "evaluate", str(not_ckpt), str(data)])
     assert dbg.exit_code == 1 and isinstance(dbg.exception, ValueError)
+    missing = r.invoke(main, ["--debug", "train", str(tmp_path / "missing.yaml")])
+    assert isinstance(missing.exception, FileNotFoundError)  # wrapped by the command itself
     monkeypatch.setenv("FFPT_DEBUG", "1")
     dbg = r.invoke(main, ["train", str(bad)])
     assert isinstance(dbg.exception, yaml.YAMLError)

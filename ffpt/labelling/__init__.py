@@ -1,7 +1,8 @@
 """Labelling: energies and forces of any structures from a quantum-chemistry engine.
 
-``label_frames(frames, engine, output)`` computes missing labels with a progress bar and an
-append-only journal (``OUTPUT.journal.jsonl``), so an interrupted run resumes where it stopped.
+``label_frames(frames, engine, output, indices=...)`` computes missing labels with a progress
+bar and an append-only journal (``OUTPUT.journal.jsonl``, keyed by global frame index and
+structure hash), so an interrupted run resumes, chunks merge and a full run reuses them.
 Engines: ``xtb`` (GFN2-xTB via tblite, molecular or periodic) and ``pyscf`` (molecular DFT/HF).
 """
 
