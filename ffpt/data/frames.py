@@ -159,16 +159,15 @@ class FrameSet:
                     self._too_close(source, int(chunk[f]), int(iu[p]), int(ju[p]), d[f, p],
                                     min_distance)
         for i in np.flatnonzero(periodic):
-            s = self.frame_slice(int(i))
-            try:
-                ei, sh = neighbor_graph(self.positions[s], self.cell[i], self.pbc[i],
-                                        min_distance)
+            pos = self.positions[self.frame_slice(int(i))]
+            try:  # a 1 A search radius: a tiny one makes the cell list huge and slow
+                ei, sh = neighbor_graph(pos, self.cell[i], self.pbc[i], max(min_distance, 1.0))
             except ValueError as exc:
                 raise ValueError(f"{source}: frame {i}: {exc}") from None
-            if ei.shape[1]:
-                a, b = int(ei[0, 0]), int(ei[1, 0])
-                d = np.linalg.norm(self.positions[s][b] + sh[0] - self.positions[s][a])
-                self._too_close(source, int(i), a, b, d, min_distance)
+            d = np.linalg.norm(pos[ei[1]] + sh - pos[ei[0]], axis=1)
+            if (d < min_distance).any():
+                k = int(np.argmax(d < min_distance))
+                self._too_close(source, int(i), int(ei[0, k]), int(ei[1, k]), d[k], min_distance)
 
     def _too_close(self, source: str, frame: int, a: int, b: int, d: float, limit: float):
         from ase.data import chemical_symbols
