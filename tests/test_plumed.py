@@ -680,6 +680,13 @@ def test_error_units_group_and_syntax(tmp_path, plugin):
     assert "fix plumed must be applied to group all" in out
 
 
+def test_error_energy_cv_is_refused(tmp_path, plugin):
+    """PLUMED's ENERGY is not passed by this fix: refused (it used to read 0, bias 0, exit 0)."""
+    out = _lammps_error(tmp_path, plugin, FIX, dat="e: ENERGY\nPRINT ARG=e FILE=COLVAR\n")
+    assert "uses the potential energy (ENERGY) at step 0" in out
+    assert "remove ENERGY from the PLUMED input" in out
+
+
 # ---------------------------------------------------------------- combustion inputs
 COMBUSTION = ROOT / "inputs" / "combustion"
 

@@ -1,7 +1,13 @@
-"""Load a deployed artifact in Python and evaluate it exactly as ``pair_style ffpt`` does."""
+"""Load a deployed artifact in Python and evaluate it exactly as ``pair_style ffpt`` does.
+
+Nothing is loaded before the artifact is verified: the file is read once, its content hash
+(weights, code, metadata) is checked, a compiled ``.pt2`` must be on this machine's allow-list
+(or ``allow_compiled=True``), and then exactly the verified bytes are loaded (``trust.py``).
+"""
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -9,43 +15,66 @@ import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
 
-from ffpt.deploy.deploy import DTYPES, FORMAT_VERSION, METADATA_FILE, ArtifactMetadata
+from ffpt.data.frames import MIN_DISTANCE
+from ffpt.deploy.deploy import DTYPES, FORMAT_VERSION, ArtifactMetadata
+from ffpt.deploy.trust import (
+    ArtifactError,
+    UntrustedArtifactError,
+    file_sha256,
+    is_trusted,
+    metadata_text,
+    read_records,
+    untrusted_message,
+    verify_content,
+)
+
+MAX_FORCE = 1e4  # eV/A: larger forces mean broken coordinates or a broken model
+
+
+def _read(path: Path) -> tuple[bytes, dict[str, bytes], ArtifactMetadata]:
+    if not path.is_file():
+        raise FileNotFoundError(f"deployed model {path} does not exist")
+    data = path.read_bytes()
+    records = read_records(data, path)[1]
+    text = metadata_text(records, path)
+    try:
+        meta = ArtifactMetadata.from_text(text)
+    except ValueError as exc:
+        raise ArtifactError(f"{path}: {exc}") from exc
+    return data, records, meta
 
 
 def read_metadata(path: str | os.PathLike) -> ArtifactMetadata:
-    """Metadata of an artifact without loading its code."""
-    import zipfile
+    """Metadata of an artifact, read from the archive without loading (or verifying) its code."""
+    return _read(Path(path))[2]
 
+
+def verify_artifact(path: str | os.PathLike,
+                    allow_compiled: bool = False) -> tuple[ArtifactMetadata, dict[str, bytes]]:
+    """Metadata and records of a verified artifact; :class:`ArtifactError` if it was modified
+    after deployment, :class:`UntrustedArtifactError` for a compiled artifact not trusted here."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"deployed model {path} does not exist")
-    if path.suffix == ".pt2":
-        from ffpt.deploy.aoti import load_package
-
-        meta = load_package(path)[1]
-        return ArtifactMetadata.from_text("".join(f"{k}={v}\n" for k, v in meta.items()))
-    try:
-        with zipfile.ZipFile(path) as zf:
-            names = [n for n in zf.namelist() if n.endswith(f"/extra/{METADATA_FILE}")]
-            if not names:
-                raise ValueError(f"{path} is not an ffpt artifact (no {METADATA_FILE})")
-            text = zf.read(names[0]).decode()
-    except zipfile.BadZipFile as exc:
-        raise ValueError(f"{path} is not an ffpt artifact (not a TorchScript archive)") from exc
-    return ArtifactMetadata.from_text(text)
+    data, records, meta = _read(path)
+    if meta.format_version != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{path}: artifact format version {meta.format_version}, this ffpt reads "
+            f"{FORMAT_VERSION}; re-deploy the checkpoint with this ffpt")
+    verify_content(records, records["extra/ffpt_metadata.txt"].decode(), meta.artifact_sha256,
+                   path)
+    if path.suffix == ".pt2" and not allow_compiled:
+        digest = file_sha256(data)
+        if not is_trusted(digest):
+            raise UntrustedArtifactError(untrusted_message(path, digest))
+    return meta, records
 
 
 class DeployedModel:
     """A loaded artifact: ``module`` (TorchScript), ``metadata``, and ``evaluate``."""
 
-    def __init__(self, path: str | os.PathLike, device: str = "cpu") -> None:
+    def __init__(self, path: str | os.PathLike, device: str = "cpu",
+                 allow_compiled: bool = False) -> None:
         self.path = Path(path)
-        self.metadata = read_metadata(self.path)
-        if self.metadata.format_version != FORMAT_VERSION:
-            raise ValueError(
-                f"{self.path}: artifact format version {self.metadata.format_version}, this "
-                f"ffpt reads {FORMAT_VERSION}; re-deploy the checkpoint with this ffpt"
-            )
+        self.metadata, records = verify_artifact(self.path, allow_compiled)
         self.device = torch.device(device)
         # as in pair_style ffpt: the profiling executor re-specialises on every new edge count
         # and runs ~2x slower than eager; the legacy executor matches eager (process-wide)
@@ -54,9 +83,11 @@ class DeployedModel:
         if self.aoti:
             from ffpt.deploy.aoti import load_package
 
-            self.module = load_package(self.path)[0]
+            index = self.device.index if self.device.type == "cuda" else -1
+            self.module = load_package(records, -1 if index is None else index)
         else:
-            self.module = torch.jit.load(str(self.path), map_location=self.device)
+            buf = io.BytesIO(_rebuild_zip(records))
+            self.module = torch.jit.load(buf, map_location=self.device)
         self.dtype = DTYPES[self.metadata.dtype]
         self.elements = list(self.metadata.elements)
         self.cutoff = self.metadata.cutoff
@@ -76,6 +107,7 @@ class DeployedModel:
         pbc = np.asarray(atoms.pbc, dtype=bool)
         cell = np.asarray(atoms.cell.array) if pbc.any() else None
         edge_index, shifts = neighbor_graph(atoms.positions, cell, pbc, self.cutoff)
+        _check_distances(atoms.positions, edge_index, shifts)
         kw = {"dtype": self.dtype, "device": self.device}
         n = len(atoms)
         args = (
@@ -86,6 +118,7 @@ class DeployedModel:
         )
         out = self.module(*args, torch.ones(n, **kw)) if self.aoti else self.module(*args, n)
         e, ei, f, w = (t.detach().cpu().double().numpy() for t in out)
+        _check_outputs(self.path, e, f)
         return {"energy": float(e), "energies": ei, "forces": f, "virial": w}
 
     def calculator(self) -> DeployedCalculator:
@@ -117,6 +150,46 @@ class DeployedCalculator(Calculator):
             self.results["stress"] = s.flat[[0, 4, 8, 5, 2, 1]]
 
 
-def load_deployed(path: str | os.PathLike, device: str = "cpu") -> DeployedModel:
-    """Load an ``ffpt-deploy`` artifact; ``.calculator()`` gives an ASE calculator."""
-    return DeployedModel(path, device=device)
+def load_deployed(path: str | os.PathLike, device: str = "cpu",
+                  allow_compiled: bool = False) -> DeployedModel:
+    """Load an ``ffpt-deploy`` artifact; ``.calculator()`` gives an ASE calculator.
+
+    A compiled ``.pt2`` artifact (native code) loads only if this machine deployed it (its
+    SHA-256 is in the allow-list, ``ffpt.deploy.trust``) or with ``allow_compiled=True``.
+    """
+    return DeployedModel(path, device=device, allow_compiled=allow_compiled)
+
+
+def _rebuild_zip(records: dict[str, bytes]) -> bytes:
+    """A TorchScript archive holding exactly the verified records."""
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for name, data in records.items():
+            zf.writestr(f"archive/{name}", data)
+    return buf.getvalue()
+
+
+def _check_distances(pos: np.ndarray, edge_index: np.ndarray, shifts: np.ndarray) -> None:
+    """Atoms closer than ``MIN_DISTANCE``: broken coordinates, not a physical structure."""
+    if edge_index.shape[1] == 0:
+        return
+    d = np.linalg.norm(pos[edge_index[1]] - pos[edge_index[0]] + shifts, axis=1)
+    k = int(np.argmin(d))
+    if d[k] < MIN_DISTANCE:
+        i, j = sorted(int(a) for a in edge_index[:, k])
+        raise ValueError(f"atoms {i} and {j} are {d[k]:.3g} A apart (closer than {MIN_DISTANCE} "
+                         "A): the structure is broken; fix the coordinates")
+
+
+def _check_outputs(path: Path, energy: float, forces: np.ndarray) -> None:
+    """Non-finite or absurd model outputs: an error naming the atom."""
+    if not np.isfinite(energy):
+        raise ValueError(f"{path}: the model returned a non-finite energy (NaN or Inf); check "
+                         "the structure and the model")
+    fmax = np.linalg.norm(forces, axis=1) if len(forces) else np.zeros(0)
+    bad = np.flatnonzero(~np.isfinite(fmax) | (fmax > MAX_FORCE))
+    if len(bad):
+        raise ValueError(f"{path}: force on atom {int(bad[0])} is {fmax[bad[0]]:.3g} eV/A (> "
+                         f"{MAX_FORCE:g} or not finite): broken structure or model")

@@ -2,26 +2,32 @@
 
 The artifact is a ``torch.jit.save`` archive of the model wrapped in the deploy interface
 ``forward(pos, species, edge_index, edge_shift, nlocal) -> (energy, atomic_energies, forces,
-virial)``. Its metadata lives in the archive as the extra file ``ffpt_metadata.txt``: plain
-``key=value`` lines that the C++ pair style parses without Python (the pair_nequip way: nothing
-but the element of each LAMMPS type is repeated in the LAMMPS input).
+virial)`` (or an AOTInductor ``.pt2`` package, ``aoti.py``). Its metadata lives in the archive
+as the record ``extra/ffpt_metadata.txt``: plain ``key=value`` lines that the C++ pair style
+parses without Python (the pair_nequip way: nothing but the element of each LAMMPS type is
+repeated in the LAMMPS input), with a content hash over weights, code and metadata
+(``trust.py``). The archive is built in memory and written atomically (a full disk gives an
+``OSError`` and leaves no temp file).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ffpt.data.frames import atomic_target
+from ffpt.data.frames import atomic_write
 
-METADATA_FILE = "ffpt_metadata.txt"
+METADATA_FILE = "ffpt_metadata.txt"  # record extra/<METADATA_FILE> (trust.METADATA_RECORD)
 FORMAT_TAG = "ffpt-deployed-model"
-FORMAT_VERSION = 1  # bump when the C++ side must change; the plugin checks it
+FORMAT_VERSION = 2  # bump when the C++ side must change; the plugin checks it
+# 2: metadata record in both formats, content hash, masses
 INTERFACE = "EnergyForces(pos,species,edge_index,edge_shift,nlocal)->(E,E_i,F,W)"
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 FORMATS = ("torchscript", "aotinductor")
@@ -29,7 +35,12 @@ FORMATS = ("torchscript", "aotinductor")
 
 @dataclass
 class ArtifactMetadata:
-    """What the LAMMPS pair style and ``load_deployed`` read from an artifact."""
+    """What the LAMMPS pair style and ``load_deployed`` read from an artifact.
+
+    The one contract between Python and C++: ``to_dict`` / ``from_dict`` (``key=value`` lines in
+    the record ``extra/ffpt_metadata.txt``); CMake passes ``FORMAT_TAG``, ``FORMAT_VERSION`` and
+    the record name to the plugin as compile definitions.
+    """
 
     elements: list[str]
     cutoff: float
@@ -37,6 +48,8 @@ class ArtifactMetadata:
     dtype: str
     ffpt_version: str
     weights_sha256: str
+    masses: list[float] = field(default_factory=list)  # standard atomic masses (u), 0 = unknown
+    artifact_sha256: str = ""  # content hash of records + metadata (ffpt/deploy/trust.py)
     format: str = FORMAT_TAG
     format_version: int = FORMAT_VERSION
     interface: str = INTERFACE
@@ -48,12 +61,13 @@ class ArtifactMetadata:
         """Angstrom: information travels ``num_interactions`` edges of length <= ``cutoff``."""
         return self.num_interactions * self.cutoff
 
-    def to_text(self) -> str:
-        rows = {
+    def to_dict(self) -> dict[str, str]:
+        return {
             "format": self.format,
             "format_version": str(self.format_version),
             "interface": self.interface,
             "elements": " ".join(self.elements),
+            "masses": " ".join(f"{m:.6f}" for m in self.masses),
             "cutoff": repr(float(self.cutoff)),
             "num_interactions": str(self.num_interactions),
             "dtype": self.dtype,
@@ -61,27 +75,39 @@ class ArtifactMetadata:
             "torch_version": self.torch_version,
             "weights_sha256": self.weights_sha256,
             "source": self.source.replace("\n", " "),
+            "artifact_sha256": self.artifact_sha256,
         }
-        return "".join(f"{k}={v}\n" for k, v in rows.items())
+
+    @classmethod
+    def from_dict(cls, kv: dict[str, str]) -> ArtifactMetadata:
+        if kv.get("format") != FORMAT_TAG:
+            raise ValueError("not an ffpt artifact (no ffpt metadata); create one with ffpt-deploy")
+        try:
+            return cls(
+                elements=kv["elements"].split(),
+                masses=[float(m) for m in kv.get("masses", "").split()],
+                cutoff=float(kv["cutoff"]),
+                num_interactions=int(kv["num_interactions"]),
+                dtype=kv["dtype"],
+                ffpt_version=kv["ffpt_version"],
+                weights_sha256=kv["weights_sha256"],
+                artifact_sha256=kv.get("artifact_sha256", ""),
+                format=kv["format"],
+                format_version=int(kv["format_version"]),
+                interface=kv.get("interface", ""),
+                torch_version=kv.get("torch_version", ""),
+                source=kv.get("source", ""),
+            )
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"ffpt metadata is incomplete or malformed ({exc}); "
+                             "redeploy with ffpt-deploy") from exc
+
+    def to_text(self) -> str:
+        return "".join(f"{k}={v}\n" for k, v in self.to_dict().items())
 
     @classmethod
     def from_text(cls, text: str) -> ArtifactMetadata:
-        kv = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
-        if kv.get("format") != FORMAT_TAG:
-            raise ValueError("not an ffpt artifact (no ffpt metadata); create one with ffpt-deploy")
-        return cls(
-            elements=kv["elements"].split(),
-            cutoff=float(kv["cutoff"]),
-            num_interactions=int(kv["num_interactions"]),
-            dtype=kv["dtype"],
-            ffpt_version=kv["ffpt_version"],
-            weights_sha256=kv["weights_sha256"],
-            format=kv["format"],
-            format_version=int(kv["format_version"]),
-            interface=kv.get("interface", ""),
-            torch_version=kv.get("torch_version", ""),
-            source=kv.get("source", ""),
-        )
+        return cls.from_dict(dict(line.split("=", 1) for line in text.splitlines() if "=" in line))
 
 
 def weights_sha256(module: nn.Module) -> str:
@@ -142,6 +168,7 @@ def deploy_model(
         p.requires_grad_(False)
     meta = ArtifactMetadata(
         elements=list(model.elements),
+        masses=standard_masses(list(model.elements)),
         cutoff=float(model.cutoff),
         num_interactions=int(model.num_interactions),
         dtype=dtype,
@@ -150,20 +177,61 @@ def deploy_model(
         source=source,
     )
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "aotinductor":
         from ffpt.deploy.aoti import INTERFACE as AOTI_INTERFACE
         from ffpt.deploy.aoti import compile_package
 
         meta.interface = AOTI_INTERFACE
-        text = meta.to_text()
-        compile_package(model, output, DTYPES[dtype],
-                        dict(line.split("=", 1) for line in text.splitlines()))
-        return meta
-    scripted = _script(_energy_forces(model))
-    with atomic_target(output) as tmp:
-        torch.jit.save(scripted, str(tmp), _extra_files={METADATA_FILE: meta.to_text()})
+        archive = compile_package(model, DTYPES[dtype])
+    else:
+        buf = io.BytesIO()
+        torch.jit.save(_script(_energy_forces(model)), buf)
+        archive = buf.getvalue()
+    data = seal_archive(archive, meta)
+    write_artifact(output, data)
+    if fmt == "aotinductor":  # deployed on this machine: its native code may be loaded here
+        from ffpt.deploy.trust import add_trusted, file_sha256
+
+        add_trusted(file_sha256(data), str(output.resolve()))
     return meta
+
+
+def standard_masses(elements: list[str]) -> list[float]:
+    """Standard atomic masses (u) of element symbols (0 for unknown symbols)."""
+    from ase.data import atomic_masses, atomic_numbers
+
+    return [float(atomic_masses[atomic_numbers[e]]) if e in atomic_numbers else 0.0
+            for e in elements]
+
+
+def seal_archive(archive: bytes, meta: ArtifactMetadata) -> bytes:
+    """Add the metadata record, with the content hash of the archive and metadata, to
+    ``archive`` (bytes of a PyTorch zip archive); sets ``meta.artifact_sha256``."""
+    from ffpt.deploy.trust import METADATA_RECORD, content_sha256, read_records
+
+    top, records = read_records(archive, "<new artifact>")
+    meta.artifact_sha256 = ""
+    meta.artifact_sha256 = content_sha256(records, meta.to_text())
+    buf = io.BytesIO(archive)
+    with zipfile.ZipFile(buf, "a") as zf:
+        zf.writestr(f"{top}/{METADATA_RECORD}", meta.to_text())
+    return buf.getvalue()
+
+
+def write_artifact(output: Path, data: bytes) -> None:
+    """Atomic write; on failure (full disk, no permission) one clear ``OSError``, no temp left."""
+    import shutil
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(output.parent).free
+    if free < len(data) + (1 << 20):
+        raise OSError(f"cannot write {output}: only {free / 1e6:.1f} MB free on its disk, the "
+                      f"artifact needs {len(data) / 1e6:.1f} MB; free space or choose another -o")
+    try:
+        atomic_write(output, lambda f: f.write(data))
+    except OSError as exc:
+        raise OSError(f"cannot write {output}: {exc.strerror or exc}; free space, fix the "
+                      "permissions or choose another -o") from exc
 
 
 def deploy_checkpoint(

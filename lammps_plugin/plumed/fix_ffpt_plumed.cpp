@@ -300,10 +300,22 @@ void FixFfptPlumed::post_force(int vflag)
       long int step = (long int) update->ntimestep;
       plumed->cmd("setStepLong", &step);
       plumed->cmd("prepareDependencies");
-      plumed->cmd("createFullList", &nneed);
-      const int *list = nullptr;
-      plumed->cmd("getFullList", &list);
-      needed.assign(list, list + nneed);
+      // the potential energy is not passed to PLUMED (ENERGY would read 0, and a bias on it
+      // would need every MD force rescaled): refuse instead of a silently wrong CV and bias
+      int energy_needed = 0;
+      plumed->cmd("isEnergyNeeded", &energy_needed);
+      if (energy_needed) {
+        nneed = -1;
+        msg = "fix plumed: " + plumedfile + " uses the potential energy (ENERGY) at step " +
+            std::to_string((long long) update->ntimestep) +
+            ", which this fix plumed does not pass to PLUMED (it would read 0 and its bias "
+            "would be wrong); remove ENERGY from the PLUMED input or bias another CV";
+      } else {
+        plumed->cmd("createFullList", &nneed);
+        const int *list = nullptr;
+        plumed->cmd("getFullList", &list);
+        needed.assign(list, list + nneed);
+      }
     } catch (std::exception &e) {
       nneed = -1;
       msg = std::string("fix plumed: PLUMED error at step ") +
