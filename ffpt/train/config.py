@@ -84,6 +84,8 @@ def resolve(cfg: dict | None, overrides: list[str] = ()) -> dict:
         raise ValueError("data.train is required (a data file or a list of files)")
     if out["training"]["ft_lr_mult"] is None:
         out["training"]["ft_lr_mult"] = {}
+    if out["training"]["replay"] is None:
+        out["training"]["replay"] = dict(DEFAULTS["training"]["replay"])
     _check_training(out["training"], out["mode"])
     return out
 
