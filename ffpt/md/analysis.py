@@ -94,26 +94,12 @@ class Stability:
 def frame_broken(z: np.ndarray, pos: np.ndarray, cell: np.ndarray,
                  min_distance: float = 0.7, max_oh: float = 1.6,
                  min_oo: float = 2.0) -> str | None:
-    """Why this frame breaks the stability criterion, or ``None`` if it is fine."""
-    if not np.all(np.isfinite(pos)):
-        return "non-finite positions"
-    d = _mic_distances(pos, cell)
-    np.fill_diagonal(d, np.inf)
-    if d.min() < min_distance:
-        i, j = np.unravel_index(np.argmin(d), d.shape)
-        return f"atoms {i} and {j} at {d.min():.2f} A (< {min_distance} A)"
-    h, o = np.flatnonzero(z == 1), np.flatnonzero(z == 8)
-    if len(o) > 1:
-        doo = d[np.ix_(o, o)]
-        if doo.min() < min_oo:
-            i, j = np.unravel_index(np.argmin(doo), doo.shape)
-            return f"O atoms {o[i]} and {o[j]} at {doo.min():.2f} A (< {min_oo} A)"
-    if len(h) and len(o):
-        nearest = d[np.ix_(h, o)].min(axis=1)
-        if nearest.max() > max_oh:
-            k = int(np.argmax(nearest))
-            return f"H atom {h[k]} has no O within {max_oh} A (nearest {nearest[k]:.2f} A)"
-    return None
+    """Why this periodic water frame breaks the stability criterion, or ``None`` (the
+    criteria live in :func:`ffpt.analysis.stability.water_broken`)."""
+    from ffpt.analysis.stability import water_broken
+
+    return water_broken(z, pos, np.asarray(cell), (True, True, True), min_distance, max_oh,
+                        min_oo)
 
 
 def check_stability(

@@ -1,0 +1,175 @@
+"""`ffpt stability`: Kaplan-Meier, failure criteria and composition events, and a small
+end-to-end study in LAMMPS (resumable, broken start counted as failed at step 0)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import molecule
+from conftest import make_water_box, small_model
+
+from ffpt.analysis.stability import (
+    Criteria,
+    StabilityChecker,
+    detect_system,
+    kaplan_meier,
+    km_median,
+)
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def test_kaplan_meier_matches_hand_computation_with_censoring():
+    # failures at 1, 2, 3; censored at 2 (same time as a failure: still at risk), 4, 5
+    t, s = kaplan_meier([1, 2, 2, 3, 4, 5], [True, True, False, True, False, False])
+    assert t.tolist() == [0, 1, 2, 3]
+    np.testing.assert_allclose(s, [1, 5 / 6, 5 / 6 * 4 / 5, 5 / 6 * 4 / 5 * 2 / 3])
+    assert km_median(t, s) == 3  # S(3) = 4/9 is the first value <= 1/2
+    t, s = kaplan_meier([0, 1, 1], [True, False, False])  # a failure at t = 0
+    assert t.tolist() == [0] and s.tolist() == pytest.approx([2 / 3])
+    assert km_median(*kaplan_meier([3, 4], [False, False])) is None  # not reached
+
+
+def _frame(atoms: Atoms):
+    return atoms.positions, atoms.cell.array, atoms.pbc
+
+
+def test_water_criteria_detect_collapse_dissociation_and_crash():
+    box = make_water_box(2, seed=1)
+    check = StabilityChecker(box, Criteria("water"))
+    assert detect_system(box) == "water"
+    assert check.failure(*_frame(box)) is None
+    two = Atoms("OHHOHH", positions=[[1.0, 1, 1], [1.96, 1, 1], [0.76, 1.93, 1],
+                                     [5.0, 5, 5], [5.96, 5, 5], [4.76, 5.93, 5]],
+                cell=[8, 8, 8], pbc=True)
+    assert StabilityChecker(two, Criteria("water")).failure(*_frame(two)) is None
+    two.positions[3:] += [-2.6, -2.8, -4.0]  # the O atoms 1.84 A apart, nothing closer
+    why = StabilityChecker(two, Criteria("water")).failure(*_frame(two))
+    assert "O atoms 0 and 3 at 1.84 A (< 2.0 A)" in why
+    dissociated = two.copy()
+    dissociated.positions[:3] += [0, 0, 3.0]  # undo the collapse, then pull one H off
+    dissociated.positions[1] = dissociated.positions[0] + [0, 0, 1.55]
+    check_two = StabilityChecker(two, Criteria("water"))
+    assert check_two.failure(*_frame(dissociated)) is None  # 1.55 A: still bound
+    dissociated.positions[1] = dissociated.positions[0] + [0, 0, 1.7]
+    assert check_two.failure(*_frame(dissociated)).startswith(
+        "H atom 1 has no O within 1.6 A (nearest 1.70 A)")
+    crashed = box.copy()
+    crashed.positions[4] = crashed.positions[0] + [0.5, 0, 0]
+    assert "< 0.7 A" in check.failure(*_frame(crashed))
+    nan = box.copy()
+    nan.positions[2, 0] = np.nan
+    assert check.failure(*_frame(nan)) == "non-finite positions"
+
+
+def test_molecule_criteria_bond_stretch_and_new_contact():
+    mol = molecule("CH3CH2OH")
+    mol.center(vacuum=5.0)
+    assert detect_system(mol) == "molecule"
+    check = StabilityChecker(mol, Criteria("molecule"))
+    assert len(check.bonds[0]) == 8  # C-C, C-O, O-H, 5 C-H
+    rng = np.random.default_rng(0)
+    healthy = mol.copy()
+    healthy.positions += rng.normal(0, 0.05, healthy.positions.shape)
+    assert check.failure(*_frame(healthy)) is None
+    o = int(np.flatnonzero(mol.numbers == 8)[0])
+    h = next(j for i, j in zip(*check.bonds[:2], strict=True) if i == o and mol.numbers[j] == 1)
+    unit = mol.positions[h] - mol.positions[o]
+    unit /= np.linalg.norm(unit)
+    for stretch, broken in ((0.4, False), (0.6, True)):
+        frame = mol.copy()
+        frame.positions[h] += stretch * unit
+        why = check.failure(*_frame(frame))
+        assert (why is not None) == broken, why
+    assert "O-H" in why and "change > 0.5 A" in why
+    # the hydroxyl H lands 0.95 A from the far methyl carbon: a new bond (bond lengths
+    # ignored here to isolate the contact criterion)
+    loose = StabilityChecker(mol, Criteria("molecule", bond_tolerance=10.0))
+    c = [int(i) for i in np.flatnonzero(mol.numbers == 6)]
+    far = max(c, key=lambda k: np.linalg.norm(mol.positions[k] - mol.positions[o]))
+    frame = mol.copy()
+    near = min(c, key=lambda k: np.linalg.norm(mol.positions[k] - mol.positions[o]))
+    out = mol.positions[far] - mol.positions[near]  # the C-C axis, away from the other C
+    frame.positions[h] = mol.positions[far] + 0.95 * out / np.linalg.norm(out)
+    why = loose.failure(*_frame(frame))
+    assert why is not None and why.startswith(f"new close contact {min(h, far)}-{max(h, far)}")
+
+
+def test_composition_change_is_an_event_for_reactive_systems():
+    start = Atoms("OHHOHH", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0],
+                                      [4, 0, 0], [4.96, 0, 0], [3.76, 0.93, 0]])
+    start.center(vacuum=5.0)
+    start += Atoms("HH", positions=start.positions[0] + [[0, -4, 0], [0.74, -4, 0]])
+    start.positions[-1, 0] += 0.1  # a vibrating H2 (0.84 A) is still H2
+    assert detect_system(start) == "reactive"
+    check = StabilityChecker(start, Criteria("reactive"))
+    assert check.failure(*_frame(start)) is None
+    assert check.composition_change(*_frame(start)) is None
+    moved = start.copy()
+    moved.positions[1] = moved.positions[3] - [0.97, 0, 0]  # proton transfer: H3O+ + OH-
+    assert check.failure(*_frame(moved)) is None  # not a failure for reactive systems
+    assert check.composition_change(*_frame(moved)) == "H2 + 2 H2O -> H2 + H3O + HO"
+
+
+@pytest.fixture(scope="module")
+def tiny_artifact(tmp_path_factory):
+    from ffpt.deploy import deploy_model
+    from ffpt.lammps import plugin_built
+
+    if not plugin_built():
+        pytest.skip("LAMMPS plugin not built (ffpt build-plugin)")
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    deploy_model(small_model(), path)
+    return path
+
+
+@pytest.mark.lammps
+def test_cli_end_to_end_is_resumable(tmp_path, tiny_artifact):
+    from click.testing import CliRunner
+
+    from ffpt.cli import main
+
+    start = tmp_path / "water8.xyz"
+    make_water_box(2, seed=0).write(start)
+    out = tmp_path / "st"
+    args = ["stability", f"tiny={tiny_artifact}", "--start", str(start), "--temps", "300",
+            "--seeds", "2", "--steps", "40", "--dump-every", "10", "--jobs", "2", "-o", str(out),
+            "--no-progress"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())
+    cell = summary["results"]["tiny"]["300"]
+    assert summary["criteria"]["system"] == "water" and cell["runs"] == 2
+    assert cell["fraction_surviving"] == 1 - cell["failed"] / 2
+    records = [json.loads((out / f"runs/tiny/T300/seed{s}/record.json").read_text())
+               for s in (1, 2)]
+    for r in records:
+        assert r["steps_completed"] == 40 or r["failed"]
+        assert r["time_ps"] == pytest.approx(
+            (r["failure_step"] if r["failed"] else 40) * 0.5e-3)
+        if not r["failed"]:
+            assert 150 < r["mean_temperature_K"] < 500  # Langevin at 300 K, 24 atoms
+    assert (out / "survival.png").stat().st_size > 5000
+    assert "| tiny | 300 | 2 |" in (out / "summary.md").read_text()
+    res = CliRunner().invoke(main, args)  # rerun: nothing to do, same records
+    assert res.exit_code == 0 and "2 run(s) done, 0 to run" in res.output
+    assert json.loads((out / "runs/tiny/T300/seed1/record.json").read_text()) == records[0]
+    res = CliRunner().invoke(main, [*args[:-3], "--friction", "5", "-o", str(out)])
+    assert res.exit_code != 0 and "--overwrite" in res.output  # changed settings refuse
+
+
+@pytest.mark.lammps
+def test_broken_start_fails_at_step_zero(tmp_path, tiny_artifact):
+    from ffpt.analysis.stability import run_stability
+
+    box = make_water_box(2, seed=0)
+    box.positions[4] = box.positions[0] + [0.3, 0, 0]  # an H 0.3 A from another water's O
+    summary = run_stability({"tiny": tiny_artifact}, box, [300], 1, 20, dump_every=10,
+                            workdir=tmp_path / "st", jobs=1, progress=False, echo=lambda m: None)
+    cell = summary["results"]["tiny"]["300"]
+    assert cell["failed"] == 1 and cell["median_time_to_failure_ps"] == 0.0
+    assert cell["runs_detail"][0]["time_ps"] == 0.0
