@@ -84,7 +84,12 @@ class DeployedModel:
             from ffpt.deploy.aoti import load_package
 
             index = self.device.index if self.device.type == "cuda" else -1
-            self.module = load_package(records, -1 if index is None else index)
+            try:
+                self.module = load_package(records, -1 if index is None else index)
+            except Exception as exc:
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise ArtifactError(f"{self.path}: cannot load the compiled package ({first}); "
+                                    "redeploy with ffpt-deploy on this machine") from exc
         else:
             buf = io.BytesIO(_rebuild_zip(records))
             self.module = torch.jit.load(buf, map_location=self.device)
