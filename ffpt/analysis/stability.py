@@ -247,30 +247,6 @@ class StabilityChecker:
 
 # ----------------------------------------------------------------------------- one run
 
-INPUT = """\
-# ffpt stability: Langevin MD with pair_style ffpt
-units           metal
-atom_style      atomic
-boundary        {boundary}
-read_data       start.data
-pair_style      ffpt
-pair_coeff      * * {artifact} {types}
-neighbor        1.0 {neigh}
-neigh_modify    every 1 delay 0 check yes
-timestep        {dt_ps}
-velocity        all create {temperature} {seed} mom yes rot {rot} dist gaussian
-fix             nve all nve
-fix             thermostat all langevin {temperature} {temperature} {damp_ps} {seed2} zero yes
-thermo_style    custom step temp pe ke etotal
-thermo_modify   norm no flush yes
-thermo          {every}
-dump            traj all custom {every} dump.lammpstrj id type x y z
-dump_modify     traj sort id
-variable        T equal temp
-fix             halt all halt {every} v_T > {t_halt} error soft
-run             {steps}
-"""
-
 #: LAMMPS errors before the first thermo line that are the model's fault (failure at step 0)
 _MODEL_ERRORS = ("non-finite", "NaN", "Lost atoms", "Out of range", "Bond atoms missing")
 
@@ -278,21 +254,17 @@ _MODEL_ERRORS = ("non-finite", "NaN", "Lost atoms", "Out of range", "Bond atoms 
 def run_one(run: dict, atoms, types: list[str], checker: StabilityChecker,
             timeout: float | None = None) -> dict:
     """One MD run in ``run['dir']``; returns its record (see :func:`run_stability`)."""
-    from ffpt.lammps.io import read_dump_frames, read_log, write_data
+    from ffpt.lammps.io import langevin_input, read_dump_frames, read_log, write_data
     from ffpt.lammps.runner import LammpsError, failure_message, run_lammps
 
     d = Path(run["dir"])
     s = run["settings"]
     write_data(atoms, d / "start.data", types, rotate=True)
-    periodic = bool(atoms.pbc.any())
     t_halt = checker.c.t_factor * s["temperature_K"]
-    (d / "in.lmp").write_text(INPUT.format(
-        boundary=" ".join("p" if p else "s" for p in atoms.pbc), artifact=s["artifact"],
-        neigh="bin" if periodic else "nsq",  # bins fail in a shrink-wrapped few-atom box
-        types=" ".join(types), dt_ps=s["timestep_fs"] / 1000.0, temperature=s["temperature_K"],
-        seed=s["seed"], seed2=s["seed"] + 100003, rot="no" if periodic else "yes",
-        damp_ps=1.0 / s["friction_ps"], every=s["dump_every"], t_halt=t_halt,
-        steps=s["steps"]))
+    (d / "in.lmp").write_text(langevin_input(
+        s["artifact"], types, s["temperature_K"], s["steps"], s["timestep_fs"], s["friction_ps"],
+        s["seed"], s["seed"] + 100003, s["dump_every"], s["dump_every"], atoms.pbc,
+        checker.c.t_factor))
     lmp = run_lammps("in.lmp", d, threads=1, timeout=timeout, check=False, screen=False)
     log = read_log(d / "log.lammps") if (d / "log.lammps").is_file() else None
     thermo = log.thermo if log else {}

@@ -9,33 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ffpt.lammps.io import read_dump_frames, read_log, write_data
+from ffpt.lammps.io import langevin_input, read_dump_frames, read_log, write_data
 from ffpt.lammps.runner import LammpsError, failure_message, run_lammps
 from ffpt.md.analysis import CRITERION, check_stability
-
-INPUT = """\
-# ffpt demo: NVT (Langevin) MD with pair_style ffpt
-units           metal
-atom_style      atomic
-boundary        p p p
-read_data       {data}
-pair_style      ffpt
-pair_coeff      * * {artifact} {type_elements}
-neighbor        1.0 bin
-neigh_modify    every 1 delay 0 check yes
-timestep        {dt_ps}
-velocity        all create {temperature} {seed} mom yes rot no dist gaussian
-fix             nve all nve
-fix             thermostat all langevin {temperature} {temperature} {damp_ps} {seed2} zero yes
-thermo_style    custom step temp pe ke etotal press
-thermo_modify   norm no flush yes
-thermo          {thermo_every}
-dump            traj all custom {dump_every} dump.lammpstrj id type x y z
-dump_modify     traj sort id
-variable        T equal temp
-fix             halt all halt {thermo_every} v_T > {t_halt} error soft
-run             {steps}
-"""
 
 
 def run_nvt(artifact: str, elements: list[str], start: str, workdir: Path, md: dict,
@@ -56,13 +32,10 @@ def run_nvt(artifact: str, elements: list[str], start: str, workdir: Path, md: d
     types = present
     write_data(atoms, workdir / "start.data", types, rotate=True)
     steps = int(md["steps"])
-    text = INPUT.format(
-        data="start.data", artifact=Path(artifact).resolve(), type_elements=" ".join(types),
-        dt_ps=float(md["timestep"]) / 1000.0, temperature=float(md["temperature"]),
-        seed=int(md["seed"]), seed2=int(md["seed"]) + 1, damp_ps=1.0 / float(md["friction"]),
-        thermo_every=int(md["thermo_every"]), dump_every=int(md["dump_every"]),
-        t_halt=10.0 * float(md["temperature"]), steps=steps,
-    )
+    text = langevin_input(
+        artifact, types, float(md["temperature"]), steps, float(md["timestep"]),
+        float(md["friction"]), int(md["seed"]), int(md["seed"]) + 1, int(md["thermo_every"]),
+        int(md["dump_every"]))
     (workdir / "in.nvt.lmp").write_text(text)
     for f in ("dump.lammpstrj", "log.lammps"):
         (workdir / f).unlink(missing_ok=True)

@@ -72,6 +72,50 @@ def write_data(atoms, path: str | os.PathLike, elements: list[str], margin: floa
     atomic_write(path, lambda f: f.write(("\n".join(lines) + "\n").encode()))
 
 
+# ----------------------------------------------------------------------------- inputs
+
+LANGEVIN_INPUT = """\
+# ffpt: Langevin NVT MD with pair_style ffpt
+units           metal
+atom_style      atomic
+boundary        {boundary}
+read_data       {data}
+pair_style      ffpt
+pair_coeff      * * {artifact} {types}
+neighbor        1.0 bin
+neigh_modify    every 1 delay 0 check yes
+timestep        {dt_ps}
+velocity        all create {temperature} {seed} mom yes rot {rot} dist gaussian
+fix             nve all nve
+fix             thermostat all langevin {temperature} {temperature} {damp_ps} {seed2} zero yes
+thermo_style    custom step temp pe ke etotal press
+thermo_modify   norm no flush yes
+thermo          {thermo_every}
+dump            traj all custom {dump_every} {dump} id type x y z
+dump_modify     traj sort id
+variable        T equal temp
+fix             halt all halt {thermo_every} v_T > {t_halt} error soft
+run             {steps}
+"""
+
+
+def langevin_input(artifact: str | os.PathLike, types: list[str], temperature: float,
+                   steps: int, timestep_fs: float, friction_ps: float, seed: int, seed2: int,
+                   thermo_every: int, dump_every: int, pbc=(True, True, True),
+                   t_factor: float = 10.0, data: str = "start.data",
+                   dump: str = "dump.lammpstrj") -> str:
+    """LAMMPS input: ``fix nve`` + ``fix langevin`` (damping time 1/``friction_ps``) with
+    ``pair_style ffpt``, velocities from ``seed``, thermo/dump every N steps, and a ``fix halt``
+    when T exceeds ``t_factor`` x the target. Non-periodic directions are shrink-wrapped and,
+    for a fully non-periodic system, the angular momentum is removed."""
+    return LANGEVIN_INPUT.format(
+        boundary=" ".join("p" if p else "s" for p in pbc), data=data,
+        artifact=Path(artifact).resolve(), types=" ".join(types), dt_ps=timestep_fs / 1000.0,
+        temperature=float(temperature), seed=int(seed), seed2=int(seed2),
+        rot="no" if any(pbc) else "yes", damp_ps=1.0 / friction_ps, thermo_every=thermo_every,
+        dump_every=dump_every, dump=dump, t_halt=t_factor * float(temperature), steps=steps)
+
+
 # ----------------------------------------------------------------------------- dumps
 
 
