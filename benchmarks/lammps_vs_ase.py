@@ -66,7 +66,7 @@ t = time.perf_counter(); md.run({steps}); print('STEP', (time.perf_counter() - t
 
 
 def lammps_step_time(artifact: Path, atoms, steps: int, nprocs: int, workdir: Path) -> float:
-    from ffpt.lammps import run_lammps, write_data
+    from ffpt.lammps import read_log, run_lammps, write_data
 
     write_data(atoms, workdir / "w.data", ["O", "H"])
     (workdir / "in.bench").write_text(f"""units metal
@@ -82,9 +82,8 @@ run 2
 run {steps}
 """)
     proc = run_lammps("in.bench", workdir, nprocs=nprocs, threads=1, timeout=3600)
-    loops = re.findall(r"Loop time of (\S+) on \d+ procs for (\d+) steps", proc.stdout)
-    t, n = loops[-1]
-    return float(t) / int(n)
+    log = read_log(proc.stdout, text=True)
+    return log.loop_time_s / log.steps
 
 
 def _bind_nlocal(ef, n: int):

