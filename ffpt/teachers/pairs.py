@@ -108,8 +108,20 @@ class Ewald:
         self.k, k2 = k[keep], k2[keep]
         # E_rec = C (4 pi / V) sum_{half k} exp(-k^2 / 4 alpha^2) / k^2 |S(k)|^2
         self.k_weight = COULOMB * 4 * np.pi / self.volume * np.exp(-k2 / (4 * self.alpha**2)) / k2
-        self.self_energy = -COULOMB * self.alpha / np.sqrt(np.pi) * np.sum(q**2)
         self.qq = COULOMB * np.outer(q, q)
+        # real space over pairs i < j (x images); excluded pairs only in the home image
+        self.pi, self.pj = np.triu_indices(self.n, 1)
+        self.pair_qq = self.qq[self.pi, self.pj]
+        self.pair_excl = np.zeros((len(self.pi), len(self.shifts)))
+        self.pair_excl[:, 0] = self.exclude[self.pi, self.pj]
+        self.incidence = np.zeros((len(self.pi), self.n))  # force on i: +g, on j: -g
+        self.incidence[np.arange(len(self.pi)), self.pi] = 1.0
+        self.incidence[np.arange(len(self.pi)), self.pj] = -1.0
+        # constants: Ewald self term, and each charge with its own images within the cutoff
+        rn = np.linalg.norm(self.shifts[1:], axis=1)
+        rn = rn[rn < self.cutoff]
+        self.self_energy = COULOMB * np.sum(q**2) * (
+            0.5 * np.sum(erfc(self.alpha * rn) / rn) - self.alpha / np.sqrt(np.pi))
 
     def describe(self) -> dict:
         return {"coulomb": "Ewald", "alpha_per_A": self.alpha, "real_cutoff_A": self.cutoff,
@@ -119,7 +131,7 @@ class Ewald:
 
     def energy_forces(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = np.asarray(x, dtype=float)
-        block = max(1, _PAIR_BLOCK // (self.n**2 * len(self.shifts)))
+        block = max(1, _PAIR_BLOCK // (self.n**2 * len(self.shifts)))  # LJ is dense
         out = [self._block(x[s : s + block]) for s in range(0, len(x), block)]
         return np.concatenate([o[0] for o in out]), np.concatenate([o[1] for o in out])
 
@@ -138,19 +150,19 @@ class Ewald:
         return d, np.sqrt(np.einsum("fijsk,fijsk->fijs", d, d))
 
     def _real(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        d, r = self._pairs(x)
-        excl = np.zeros(r.shape[1:], float)
-        excl[:, :, 0] = self.exclude  # excluded pairs: same image only
-        self_pair = np.zeros(r.shape[1:], bool)
-        self_pair[:, :, 0] = np.eye(self.n, dtype=bool)
-        use = ((r < self.cutoff) | (excl > 0)) & ~self_pair
+        d = x[:, self.pj] - x[:, self.pi]  # (F, P, 3), pairs i < j
+        s = d @ self.inv_cell
+        d = ((s - np.round(s)) @ self.cell)[:, :, None, :] + self.shifts[None, None]
+        r = np.sqrt(np.einsum("fpsk,fpsk->fps", d, d))
+        use = (r < self.cutoff) | (self.pair_excl > 0)
         r = np.where(use, r, 1.0)
-        qq = self.qq[:, :, None] * use
+        qq = self.pair_qq[:, None] * use
         ar = self.alpha * r
-        ec = erfc(ar) - excl
-        energy = 0.5 * np.sum(qq * ec / r, axis=(1, 2, 3))
+        ec = erfc(ar) - self.pair_excl  # excluded pairs: -erf(alpha r) / r
+        energy = np.sum(qq * ec / r, axis=(1, 2))
         dphi = -qq * (ec / r**2 + 2 * self.alpha / np.sqrt(np.pi) * np.exp(-ar * ar) / r)
-        return energy, _forces(d, r, dphi, (2, 3))
+        g = _forces(d, r, dphi, (2,))  # (F, P, 3)
+        return energy, np.einsum("fpk,pn->fnk", g, self.incidence)
 
     def _lj(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         forces = np.zeros_like(x)
