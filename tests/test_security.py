@@ -169,6 +169,14 @@ def test_compiled_artifact_trust_opt_in_lammps(pt2, tmp_path):
     assert run.returncode == 0, run.stdout[-2000:]
     assert np.isfinite(float(next(ln.split()[1] for ln in run.stdout.splitlines()
                                   if ln.startswith("PE "))))
+    # trusted but broken (no valid library): one error, the private folder is removed
+    broken = _swap_library(pt2, tmp_path / "broken.pt2", b"not a shared library", reseal=True)
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+    run = _lammps_run(tmp_path / "c", broken, options="trust yes",
+                      env={**env, "TMPDIR": str(tmpdir)})
+    assert run.returncode != 0 and "cannot load AOTInductor package" in run.stdout
+    assert _leftovers(tmpdir) == []
 
 
 def test_compiled_artifact_trust_opt_in_python(pt2, tmp_path, monkeypatch):
