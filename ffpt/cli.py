@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "metad": "ffpt.md.metad_cli:metad",
     "fes": "ffpt.md.fes:fes_cmd",
     "stability": "ffpt.analysis.stability_cli:stability",
+    "analyze-msd": "ffpt.analysis.msd:msd_cmd",
     "label": "ffpt.labelling.cli:label",
     "demo": "ffpt.demo.cli:demo",
 }
