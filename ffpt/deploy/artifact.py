@@ -18,6 +18,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from ffpt.data.frames import MIN_DISTANCE
 from ffpt.deploy.deploy import DTYPES, FORMAT_VERSION, ArtifactMetadata
 from ffpt.deploy.trust import (
+    METADATA_RECORD,
     ArtifactError,
     UntrustedArtifactError,
     file_sha256,
@@ -59,7 +60,7 @@ def verify_artifact(path: str | os.PathLike,
         raise ArtifactError(
             f"{path}: artifact format version {meta.format_version}, this ffpt reads "
             f"{FORMAT_VERSION}; re-deploy the checkpoint with this ffpt")
-    verify_content(records, records["extra/ffpt_metadata.txt"].decode(), meta.artifact_sha256,
+    verify_content(records, records[METADATA_RECORD].decode(), meta.artifact_sha256,
                    path)
     if path.suffix == ".pt2" and not allow_compiled:
         digest = file_sha256(data)
