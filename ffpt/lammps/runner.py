@@ -101,16 +101,21 @@ def lammps_env(threads: int = 1, autoload_plugins: bool = True,
 
 
 def _last_step(log: Path) -> int:
-    """Last thermo step written to a LAMMPS log so far (0 if none)."""
+    """Last thermo step written to a LAMMPS log so far (0 if none): the last line near the
+    end that is all numbers with an integer first."""
     try:
         with open(log, "rb") as f:
-            f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
-            lines = f.read().decode(errors="replace").splitlines()[-6:]
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 8192))
+            lines = f.read().decode(errors="replace").splitlines()[1:]
     except FileNotFoundError:
         return 0
     for line in reversed(lines):
         parts = line.split()
-        if parts and parts[0].isdigit() and len(parts) > 1:
+        if len(parts) > 1 and parts[0].isdigit():
+            try:
+                [float(v) for v in parts[1:]]
+            except ValueError:
+                continue
             return int(parts[0])
     return 0
 
