@@ -6,7 +6,9 @@ set a trainer can draw a new one each epoch::
     data = OnTheFlyPTData.from_teacher("qforce-h2", species="all", frames_per_epoch=20000)
     for epoch, frames in zip(range(n_epochs), data):   # frames: ffpt.data.FrameSet
         ...
-    val = data.sample(2000, seed=-1 % 2**32)             # any seed -> reproducible set
+    val = data.validation(2000)                          # fixed set, its own seed stream
+
+Training uses it through ``training.pt_source`` (``ffpt.train``).
 """
 
 from __future__ import annotations
@@ -60,6 +62,25 @@ class OnTheFlyPTData:
         teachers, weights = build_teachers(teacher, species, smiles, structure, **options)
         return cls(teachers, weights, sigma, frames_per_epoch, seed)
 
+    @classmethod
+    def from_config(cls, source: dict, seed: int = 0) -> OnTheFlyPTData:
+        """From ``training.pt_source`` (``teacher``, ``species``/``smiles``/``structure``,
+        ``teacher_options``, ``sigma``, ``frames_per_epoch``)."""
+        return cls.from_teacher(
+            source["teacher"], species=source.get("species"), smiles=source.get("smiles"),
+            structure=source.get("structure"), sigma=float(source.get("sigma", DEFAULT_SIGMA)),
+            frames_per_epoch=int(source["frames_per_epoch"]), seed=seed,
+            **(source.get("teacher_options") or {}),
+        )
+
+    @property
+    def elements(self) -> list[str]:
+        """Element symbols of all teachers, by atomic number."""
+        from ase.data import chemical_symbols
+
+        return [chemical_symbols[z] for z in sorted({int(z) for t in self.teachers
+                                                     for z in t.numbers})]
+
     def sample(self, n_frames: int | None = None, seed: int = 0) -> FrameSet:
         """A freshly drawn, labelled FrameSet (same seed, same frames)."""
         return generate_pt_data(
@@ -74,6 +95,11 @@ class OnTheFlyPTData:
         """Frames of epoch ``k``."""
         seed = int(np.random.SeedSequence([self.seed, k]).generate_state(1)[0])
         return self.sample(self.frames_per_epoch, seed=seed)
+
+    def validation(self, n_frames: int) -> FrameSet:
+        """A fixed set from a seed stream that no epoch uses (``spawn_key`` 1)."""
+        seed = int(np.random.SeedSequence([self.seed], spawn_key=(1,)).generate_state(1)[0])
+        return self.sample(n_frames, seed=seed)
 
     def __iter__(self) -> Iterator[FrameSet]:
         k = 0

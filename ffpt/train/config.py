@@ -16,6 +16,12 @@ DEFAULT_LR = {"scratch": 1e-3, "pretrain": 1e-4, "finetune": 1e-4}
 FT_STRATEGIES = ("plain", "l2sp", "replay")
 #: settings that only mean something when fine-tuning, with their inactive defaults
 FT_ONLY: dict[str, Any] = {"ft_strategy": "plain", "ft_freeze": [], "ft_lr_mult": {}}
+#: ``training.pt_source`` (pretrain): fresh rattled frames labelled by a teacher every epoch
+PT_SOURCE: dict[str, Any] = {
+    "teacher": None, "species": None, "smiles": None, "structure": None,
+    "teacher_options": None, "sigma": 0.2, "frames_per_epoch": 10_000,
+    "val_frames": 1000,  # fixed validation set (drawn once) when data.val is not given
+}
 
 DEFAULTS: dict[str, Any] = {
     "mode": "scratch",
@@ -62,6 +68,8 @@ DEFAULTS: dict[str, Any] = {
         "ft_freeze": [],
         # finetune: lr multiplier per parameter-name prefix, e.g. {embedding: 0.1} (null: none)
         "ft_lr_mult": None,
+        # pretrain: draw the training data on the fly (keys: PT_SOURCE) instead of data.train
+        "pt_source": None,
         "eval_batch_size": 64,
         "num_threads": None,
         "plot_every": 10,
@@ -80,13 +88,43 @@ def resolve(cfg: dict | None, overrides: list[str] = ()) -> dict:
         raise ValueError("mode 'finetune' needs init_from: the pre-trained checkpoint")
     if out["training"]["lr"] is None:
         out["training"]["lr"] = DEFAULT_LR[out["mode"]]
-    if out["data"]["train"] is None:
-        raise ValueError("data.train is required (a data file or a list of files)")
+    if out["training"]["pt_source"] is not None:
+        out["training"]["pt_source"] = _pt_source(out)
+    elif out["data"]["train"] is None:
+        raise ValueError("data.train is required (a data file or a list of files), or "
+                         "training.pt_source for on-the-fly pre-training data")
     if out["training"]["ft_lr_mult"] is None:
         out["training"]["ft_lr_mult"] = {}
     if out["training"]["replay"] is None:
         out["training"]["replay"] = dict(DEFAULTS["training"]["replay"])
     _check_training(out["training"], out["mode"])
+    return out
+
+
+def _pt_source(cfg: dict) -> dict:
+    """``training.pt_source`` merged with :data:`PT_SOURCE` and checked."""
+    src = cfg["training"]["pt_source"]
+    if not isinstance(src, dict):
+        raise ValueError("training.pt_source must be a mapping, e.g. {teacher: tip3p-flex, "
+                         "sigma: 0.2, frames_per_epoch: 10000}")
+    out = merge(PT_SOURCE, src, "training.pt_source.")
+    if cfg["mode"] != "pretrain":
+        raise ValueError(f"training.pt_source applies to mode pretrain only (mode is "
+                         f"{cfg['mode']!r}); set mode: pretrain or remove it")
+    if cfg["data"]["train"] is not None:
+        raise ValueError("training.pt_source draws the training data; remove data.train "
+                         "(never mix a fixed set into on-the-fly pre-training)")
+    if not out["teacher"]:
+        raise ValueError("training.pt_source.teacher is required, e.g. tip3p-flex")
+    for key in ("frames_per_epoch", "val_frames"):
+        v = out[key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"training.pt_source.{key} must be a positive integer, not {v!r}")
+    if not isinstance(out["sigma"], int | float) or out["sigma"] <= 0:
+        raise ValueError(f"training.pt_source.sigma must be > 0 (Angstrom), not {out['sigma']!r}")
+    if out["teacher_options"] is not None and not isinstance(out["teacher_options"], dict):
+        raise ValueError("training.pt_source.teacher_options must be a mapping of teacher "
+                         "options, e.g. {molecules: 4, periodic: true}")
     return out
 
 

@@ -11,6 +11,8 @@ per-element energy shifts refit to the FT data (force-field and ab initio energy
 it then trains (``ffpt.train.strategies``). Run folders are never silently overwritten and
 ``resume`` refuses changed settings (``ffpt.train.rundir``). A step that stops mid-epoch on
 ``max_steps`` ends that epoch (validated, checkpointed); resuming it starts a new epoch.
+Pre-training with ``training.pt_source`` draws fresh rattled frames labelled by a teacher for
+every epoch (``ffpt.sampling.onthefly``: the frames depend only on the seed and the epoch).
 Distributed data parallel runs under ``torchrun`` (gloo): every rank draws the same global
 batch and takes its share; losses are normalised by global counts and gradients summed over the
 ranks, so the trajectory equals a single process on the same global batch.
@@ -98,10 +100,24 @@ def load_splits(cfg: dict) -> tuple[FrameSet, FrameSet | None, FrameSet | None]:
     return train, val, test
 
 
-def _elements_of(*sets: FrameSet | None) -> list[str]:
+def onthefly_splits(cfg: dict):
+    """``training.pt_source``: the on-the-fly data, its epoch-0 frames, and validation/test
+    sets (data.val/data.test, else a fixed validation set drawn once from its own seed)."""
+    from ffpt.sampling.onthefly import OnTheFlyPTData
+
+    src = cfg["training"]["pt_source"]
+    source = OnTheFlyPTData.from_config(src, int(cfg["seed"]))
+    d = cfg["data"]
+    val = _load(d["val"], cfg, "validation")
+    if val is None:
+        val = source.validation(int(src["val_frames"]))
+    return source, (source.epoch(0), val, _load(d["test"], cfg, "test"))
+
+
+def _elements_of(*sets: FrameSet | None, extra: list[str] = ()) -> list[str]:
     from ase.data import atomic_numbers
 
-    syms = {s for fs in sets if fs is not None for s in fs.elements}
+    syms = {s for fs in sets if fs is not None for s in fs.elements} | set(extra)
     return sorted(syms, key=lambda s: atomic_numbers[s])
 
 
@@ -154,7 +170,11 @@ def train(
     if ck is not None:
         check_resume_config(ck.get("config", {}), saved_cfg, _serialisable(DEFAULTS), last_path)
 
-    train_fs, val_fs, test_fs = load_splits(cfg)
+    source = None
+    if tcfg["pt_source"] is not None:
+        source, (train_fs, val_fs, test_fs) = onthefly_splits(cfg)
+    else:
+        train_fs, val_fs, test_fs = load_splits(cfg)
     if finetune:
         model = model_from_checkpoint(init, dtype=cfg["model"]["dtype"])
         mcfg = dict(init["model_config"], dtype=cfg["model"]["dtype"])
@@ -166,7 +186,8 @@ def train(
             )
     else:
         mcfg = model_config(cfg["model"])
-        model = build_model(mcfg, _elements_of(train_fs, val_fs, test_fs))
+        extra = source.elements if source is not None else []
+        model = build_model(mcfg, _elements_of(train_fs, val_fs, test_fs, extra=extra))
     dtype = DTYPES[mcfg["dtype"]]
     ebs = int(tcfg["eval_batch_size"])
 
@@ -225,6 +246,9 @@ def train(
             stop_reason = "max_steps"
             break
         epoch += 1
+        if source is not None and epoch > 1:  # fresh frames: the same for a seed and epoch
+            train_fs = source.epoch(epoch - 1)
+            graphs = GraphSet(train_fs, model.elements, model.cutoff)
         model.train()
         perm = rng.permutation(len(graphs))
         sums = torch.zeros(5, dtype=torch.float64)  # loss*n, SSE_E, SSE_F, replay*n, l2sp*n
