@@ -27,12 +27,13 @@ def expand_path(value: str | os.PathLike | None) -> str | None:
 
 
 def merge(base: dict, update: dict | None, path: str = "") -> dict:
-    """Recursive merge of ``update`` into a copy of ``base``; an unknown key is an error."""
+    """Recursive merge of ``update`` into a copy of ``base``; an unknown key is an error.
+    An empty dict in ``base`` is a free-form mapping: ``update``'s value replaces it."""
     out = copy.deepcopy(base)
     for k, v in (update or {}).items():
         if k not in out:
             raise ValueError(f"unknown config key '{path}{k}'; known: {sorted(out)}")
-        if isinstance(out[k], dict) and isinstance(v, dict):
+        if isinstance(out[k], dict) and isinstance(v, dict) and out[k]:
             out[k] = merge(out[k], v, f"{path}{k}.")
         else:
             out[k] = v

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -86,10 +85,11 @@ def test_stability_criterion_finds_failure_step(tmp_path):
 def test_demo_config_presets_and_overrides(tmp_path):
     from ffpt.demo.config import load_demo_config
 
-    cfg = load_demo_config(preset="tiny", sets=["md.steps=12"])
-    assert cfg["md"]["steps"] == 12 and cfg["ft_data"]["sampler"]["n_molecules"] == 8
+    cfg = load_demo_config(preset="tiny", sets=["stability.steps=12"])
+    assert cfg["stability"]["steps"] == 12 and cfg["ft_data"]["sampler"]["n_molecules"] == 8
+    assert cfg["train"]["variants"]["ft"]["max_epochs"] == 3  # preset reaches into variants
     with pytest.raises(ValueError, match="unknown key"):
-        load_demo_config(sets=["md.stepz=3"])
+        load_demo_config(sets=["stability.stepz=3"])
     with pytest.raises(ValueError, match="unknown preset"):
         load_demo_config(preset="huge")
     os.environ["FFPT_SHARED_DATA"] = str(tmp_path)
@@ -123,29 +123,31 @@ def test_tiny_demo_end_to_end(tmp_path):
     report = pipe.run_all()
     assert report.exists()
     out = report.parent
-    for png in ("learning_curves.png", "rdf_oo.png", "water_scans.png"):
+    for png in ("learning_curves.png", "survival.png", "scans.png"):
         assert (out / png).stat().st_size > 5000, png
     summary = json.loads((out / "summary.json").read_text())
     rows = summary["table"]
-    assert [r["model"].split()[0] for r in rows] == ["PT", "PT,", "FT", "scratch"]
-    for r in rows:
-        for key in ("F MAE (meV/A)", "F RMSE (meV/A)"):
-            assert math.isfinite(r[key]) and r[key] > 0
-    for r in rows[2:]:
+    assert [r["model"].split()[0] for r in rows] == ["teacher", "PT", "PT,", "ft", "scratch"]
+    assert rows[0]["flagged scans"] == f"0/{summary['scan']['pt']['n_scans']}"  # TIP3P: no hole
+    for r in rows[1:]:
+        assert math.isfinite(r["F MAE (meV/A)"]) and r["F MAE (meV/A)"] > 0
+    for r in rows[3:]:
         assert math.isfinite(r["E MAE (meV/atom)"])
-        done, requested = map(int, r["MD steps completed"].split("/"))
-        assert requested == cfg["md"]["steps"] and 0 <= done <= requested
-    for m in ("ft", "scratch"):
-        md = summary["md"][m]
-        assert md["failed"] == (md["failure_step"] is not None)
-        log = Path(md["log"]).read_text()
-        assert "pair_style      ffpt" in log and "Step" in log  # LAMMPS ran the deployed model
+        survived, runs = map(int, r["MD 300 K survived"].split()[0].split("/"))
+        assert runs == cfg["stability"]["seeds"] and 0 <= survived <= runs
+    for v in ("ft", "scratch"):  # budgets are epochs: every variant ran exactly its epochs
+        assert summary["training"][v]["epochs"] == cfg["train"]["variants"][v]["max_epochs"]
+        st = summary["stability"][v]["300"]
+        assert st["n_runs"] == 2 and 0 <= st["n_survived"] <= 2
+        logs = sorted((tmp_path / "run" / "stability" / "runs" / v).rglob("log.lammps"))
+        assert len(logs) == 2 and "ffpt" in logs[0].read_text()  # LAMMPS ran the model
+        assert summary["scan"][v]["n_scans"] > 0
     text = report.read_text()
-    assert "| FT (PT + fine-tune) |" in text and "stability criterion" in text
+    assert "## Verdict (as measured)" in text and "**ft** vs scratch" in text
     # a rerun of the same folder skips every stage
     messages.clear()
     Pipeline(cfg, tmp_path / "run", echo=messages.append, progress=False).run_all()
-    assert len(messages) == len(Pipeline.STAGES)
+    assert len(messages) == len(pipe.stages)
     assert all("skipped" in m for m in messages)
 
 

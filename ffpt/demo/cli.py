@@ -22,13 +22,14 @@ EXPECTED = {None: "about 15 minutes on 2 CPU cores", "tiny": "a couple of minute
 @click.option("--fresh", is_flag=True, help="Delete the run folder and start over.")
 @click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Override a config value, e.g. --set ft_data.path=my_dft.extxyz "
-                   "or --set md.steps=4000 (repeatable).")
+                   "or --set stability.steps=4000 (repeatable).")
 @click.option("--ft-data", default=None, type=click.Path(dir_okay=False),
               help="Shortcut for --set ft_data.path=FILE: fine-tune on your labelled frames.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def demo(config_path, preset, run_dir, fresh, sets, ft_data, no_progress) -> None:
-    """FFPT-FT on water, end to end: PT data -> FT data (TIP3P liquid + xTB labels) ->
-    train PT, FT and scratch -> deploy -> LAMMPS NVT MD -> report.
+    """FFPT-FT against scratch, end to end (default: water): PT data -> FT data (TIP3P
+    liquid + xTB labels) -> train PT, then FT and scratch on the same data and epochs ->
+    deploy -> test errors, hole scans, LAMMPS MD survival over seeds -> report.
 
     Finished stages are skipped on a rerun of the same run folder; --fresh starts over.
     """
@@ -46,7 +47,8 @@ def demo(config_path, preset, run_dir, fresh, sets, ft_data, no_progress) -> Non
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     run = run_dir or cfg["run_dir"]
-    click.echo(start_notice(run, preset, fresh, custom=bool(config_path or sets)))
+    click.echo(start_notice(run, preset, fresh, custom=bool(config_path or sets),
+                            variants=list(cfg["train"]["variants"])))
     t0 = time.perf_counter()
     pipe = Pipeline(cfg, run, fresh=fresh, progress=not no_progress)
     try:
@@ -58,11 +60,13 @@ def demo(config_path, preset, run_dir, fresh, sets, ft_data, no_progress) -> Non
     click.echo(report.read_text().split("\n\n")[2] if report.exists() else "")
 
 
-def start_notice(run: str, preset: str | None, fresh: bool, custom: bool = False) -> str:
+def start_notice(run: str, preset: str | None, fresh: bool, custom: bool = False,
+                 variants: list[str] = ("ft", "scratch")) -> str:
     """One line: what starts, where, for how long, and how to stop and resume."""
     expect = EXPECTED.get(preset, "unknown duration")
     if custom:
         expect += " with the default settings"
     again = "starting over (--fresh)" if fresh else "finished stages there are reused"
-    return (f"ffpt demo: FFPT-FT water chain (PT data, xTB labels, 3 trainings, LAMMPS MD) in "
-            f"{run}, {expect}; {again}; Ctrl-C stops it, the same command resumes.")
+    return (f"ffpt demo: FFPT-FT chain (PT data, FT data, PT + {len(variants)} trainings: "
+            f"{', '.join(variants)}; scans, LAMMPS MD) in {run}, {expect}; {again}; "
+            "Ctrl-C stops it, the same command resumes.")

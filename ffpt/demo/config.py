@@ -25,8 +25,7 @@ def load_demo_config(
             f"{path}: demo config not found; pass --config inputs/water/demo.yaml from a clone "
             "of the ffpt repository"
         )
-    with open(path) as f:
-        raw = yaml.safe_load(f) or {}
+    raw = _read_with_parents(path)
     presets = raw.pop("presets", {}) or {}
     cfg = raw
     if preset:
@@ -35,10 +34,39 @@ def load_demo_config(
         cfg = merge(cfg, presets[preset])
     for text in sets:
         apply_override(cfg, text)
-    for section, key in (("pt_data", "path"), ("ft_data", "path"), ("md", "start")):
-        cfg[section][key] = expand_path(cfg[section].get(key))
+    for section, key in (("pt_data", "path"), ("ft_data", "path"), ("stability", "start")):
+        value = cfg[section].get(key)
+        cfg[section][key] = ([expand_path(v) for v in value] if isinstance(value, list)
+                             else expand_path(value))
     cfg["preset"] = preset
     return cfg
+
+
+def _read_with_parents(path: Path) -> dict[str, Any]:
+    """A config file; ``extends: PARENT.yaml`` (relative to the file) inherits every key of the
+    parent and overrides them (the parent's presets are dropped). ``train.variants`` replaces
+    the parent's variants as a whole (an experiment names its own variants); ``train.pt`` and
+    ``train.common`` may add training keys."""
+    with open(path) as f:
+        raw = yaml.safe_load(f) or {}
+    parent = raw.pop("extends", None)
+    if not parent:
+        return raw
+    base = _read_with_parents((path.parent / parent).resolve())
+    base.pop("presets", None)
+    train = raw.get("train") or {}
+    variants = train.pop("variants", None)
+    # training sections take any training key (ffpt.train.config checks them)
+    sections = {k: train.pop(k) for k in ("pt", "common") if k in train}
+    presets = raw.pop("presets", None)
+    out = merge(base, raw)
+    for k, v in sections.items():
+        out["train"][k] = {**out["train"][k], **v}
+    if variants is not None:
+        out["train"]["variants"] = variants
+    if presets is not None:
+        out["presets"] = presets
+    return out
 
 
 def stage_hash(*parts: Any) -> str:

@@ -1,8 +1,15 @@
-"""The FFPT-FT water demo as resumable stages.
+"""The FFPT-FT comparison as resumable stages: PT data -> FT data -> PT model -> fine-tuned
+variants and the scratch baseline on the same FT data and budget -> deploy -> test errors,
+hole scans and multi-seed MD survival -> report.
+
+``ffpt demo`` runs it on water with one fine-tuning strategy; the strategy benchmark
+(``benchmarks/ft_strategies``) runs the same chain with several variants.
 
 Each stage records ``<run_dir>/.stages/<name>.json`` (a hash of the config it depended on,
 its outputs, its wall time). A rerun skips stages whose record matches; a changed setting
-reruns that stage and everything downstream (the hash chains through ``upstream``).
+reruns that stage and everything downstream (the hash chains through ``upstream``). Every
+budget is in epochs or optimiser steps, so the same config gives the same models on a busy
+or an idle machine; only the wall times differ.
 """
 
 from __future__ import annotations
@@ -21,17 +28,10 @@ from ffpt.data.frames import FrameSet, atomic_write
 from ffpt.demo.config import stage_hash
 
 MARKER = ".ffpt-demo"
-MODELS = ("pt", "ft", "scratch")
-MD_MODELS = ("ft", "scratch")
 
 
 class Pipeline:
     """Runs named stages in order with skip-if-done records."""
-
-    STAGES = (
-        "pt_data", "ft_structures", "ft_labels", "train_pt", "train_ft", "train_scratch",
-        "deploy", "md_ft", "md_scratch", "evaluate", "report",
-    )
 
     def __init__(self, cfg: dict, run_dir: str | Path, fresh: bool = False,
                  progress: bool = True, echo: Callable[[str], None] = click.echo) -> None:
@@ -39,6 +39,14 @@ class Pipeline:
         self.run = Path(run_dir)
         self.progress = progress
         self.echo = echo
+        self.variants: list[str] = list(cfg["train"]["variants"])
+        if "pt" in self.variants:
+            raise click.ClickException("'pt' is the pre-trained model; name variants otherwise")
+        self.stages = (
+            ["pt_data", "ft_structures", "ft_labels", "train_pt"]
+            + [f"train_{v}" for v in self.variants]
+            + ["deploy", "evaluate", "scan", "stability", "report"]
+        )
         if fresh and self.run.exists():
             if not (self.run / MARKER).exists() and any(self.run.iterdir()):
                 raise click.ClickException(
@@ -62,50 +70,53 @@ class Pipeline:
         return p
 
     def stage(self, name: str, deps: Any, upstream: tuple[str, ...], fn: Callable[[], dict]):
-        k = self.STAGES.index(name) + 1
+        k = self.stages.index(name) + 1
+        n = len(self.stages)
         h = stage_hash(deps, [self.hashes[u] for u in upstream])
         rec_path = self.run / ".stages" / f"{name}.json"
         if rec_path.exists():
             rec = json.loads(rec_path.read_text())
             if rec.get("hash") == h:
-                self.echo(f"[{k}/{len(self.STAGES)}] {name}: done earlier, skipped "
-                          f"({rec['seconds']:.0f} s then)")
+                self.echo(f"[{k}/{n}] {name}: done earlier, skipped ({rec['seconds']:.0f} s then)")
                 self.results[name], self.hashes[name] = rec["result"], h
                 self.times[name] = rec["seconds"]
                 return rec["result"]
-        self.echo(f"[{k}/{len(self.STAGES)}] {name} ...")
+        self.echo(f"[{k}/{n}] {name} ...")
         t0 = time.perf_counter()
-        result = fn()
+        result = _jsonable(fn())
         dt = time.perf_counter() - t0
         rec = {"hash": h, "seconds": dt, "result": result}
         atomic_write(rec_path, lambda f: f.write(json.dumps(rec, indent=1, default=str).encode()))
         self.results[name], self.hashes[name], self.times[name] = result, h, dt
-        self.echo(f"[{k}/{len(self.STAGES)}] {name}: done in {dt:.0f} s")
+        self.echo(f"[{k}/{n}] {name}: done in {dt:.0f} s")
         return result
 
     # ------------------------------------------------------------------ the chain
     def run_all(self) -> Path:
         c = self.cfg
-        self.stage("pt_data", [c["pt_data"], c["seed"]], (), self.make_pt_data)
-        sampling = {k: v for k, v in c["ft_data"].items() if k not in ("label", "test_fraction")}
-        self.stage("ft_structures", [sampling, c["seed"], c["md"]["start"]], (),
+        pt = {k: v for k, v in c["pt_data"].items() if k != "teacher_options" or v}
+        self.stage("pt_data", [pt, c["seed"]], (), self.make_pt_data)
+        sampling = {k: v for k, v in c["ft_data"].items()
+                    if k not in ("label", "test_fraction", "max_train_frames")}
+        self.stage("ft_structures", [sampling, c["seed"], c["stability"]["start"]], (),
                    self.make_ft_structures)
-        self.stage("ft_labels", [c["ft_data"]["label"], c["ft_data"]["test_fraction"]],
+        self.stage("ft_labels", [c["ft_data"]["label"], c["ft_data"]["test_fraction"],
+                                 c["ft_data"]["max_train_frames"]],
                    ("ft_structures",), self.make_ft_labels)
         common = [c["model"], c["train"]["common"], c["seed"]]
         self.stage("train_pt", [*common, c["train"]["pt"]], ("pt_data",),
                    lambda: self.train_one("pt"))
-        self.stage("train_ft", [*common, c["train"]["ft"]], ("train_pt", "ft_labels"),
-                   lambda: self.train_one("ft"))
-        self.stage("train_scratch", [*common, c["train"]["scratch"]], ("ft_labels",),
-                   lambda: self.train_one("scratch"))
-        self.stage("deploy", [], ("train_ft", "train_scratch"), self.deploy)
-        for m in MD_MODELS:
-            self.stage(f"md_{m}", [c["md"], c["stability"]], ("deploy", "ft_structures"),
-                       lambda m=m: self.md(m))
-        self.stage("evaluate", [], ("train_pt", "train_ft", "train_scratch", "ft_labels"),
-                   self.evaluate)
-        self.stage("report", [], ("evaluate", "md_ft", "md_scratch"), self.report)
+        for v in self.variants:
+            spec = c["train"]["variants"][v]
+            up = ("train_pt", "ft_labels") if _init(spec) == "pt" else ("ft_labels",)
+            self.stage(f"train_{v}", [*common, spec], up, lambda v=v: self.train_one(v))
+        trained = tuple(f"train_{v}" for v in self.variants)
+        self.stage("deploy", [c["stability"]["deploy_dtype"]], trained, self.deploy)
+        self.stage("evaluate", [], ("train_pt", "ft_labels", *trained), self.evaluate)
+        self.stage("scan", [c["scan"]], ("train_pt", *trained), self.scan)
+        stab = {k: v for k, v in c["stability"].items() if k != "jobs"}
+        self.stage("stability", [stab], ("deploy", "ft_structures"), self.stability)
+        self.stage("report", [], ("evaluate", "scan", "stability"), self.report)
         return self.run / "report" / "report.md"
 
     # ------------------------------------------------------------------ stage 1
@@ -118,17 +129,35 @@ class Pipeline:
             source = p["path"]
         else:
             from ffpt.sampling import generate_pt_data
-            from ffpt.teachers import get_teacher
+            from ffpt.sampling.spec import build_teachers
 
-            fs = generate_pt_data(get_teacher(p["teacher"]), int(p["n_frames"]),
-                                  sigma=float(p["sigma"]), seed=int(self.cfg["seed"]),
+            teachers, weights = build_teachers(p["teacher"], p.get("species"),
+                                               **(p.get("teacher_options") or {}))
+            fs = generate_pt_data(teachers, int(p["n_frames"]), sigma=float(p["sigma"]),
+                                  seed=int(self.cfg["seed"]), proportions=weights,
                                   progress=self.progress)
             source = f"{p['teacher']} rattled, sigma {p['sigma']} A"
+            if p.get("species"):
+                source += f", species {p['species']}"
+            if p.get("teacher_options"):
+                source += f", {p['teacher_options']}"
+        n_all, note = fs.n_frames, ""
+        if p.get("max_force") or p.get("max_energy"):
+            fmax = np.array([np.abs(fs.forces[fs.frame_slice(i)]).max()
+                             for i in range(fs.n_frames)])
+            keep = np.ones(fs.n_frames, bool)
+            if p.get("max_force"):
+                keep &= fmax <= float(p["max_force"])
+            if p.get("max_energy"):
+                keep &= fs.energy <= float(p["max_energy"])
+            fs = fs.subset(np.flatnonzero(keep))
+            note = (f"kept {fs.n_frames}/{n_all} frames with max |F| <= {p.get('max_force')} "
+                    f"eV/A and E <= {p.get('max_energy')} eV")
         tr, _, te = split_indices(fs.n_frames, 0.0, float(p["test_fraction"]),
                                   int(self.cfg["seed"]))
         fs.subset(tr).save(self.path("data", "pt_train.npz"))
         fs.subset(te).save(self.path("data", "pt_test.npz"))
-        return {"source": source, "n_train": len(tr), "n_test": len(te),
+        return {"source": source, "filter": note, "n_train": len(tr), "n_test": len(te),
                 "train": str(self.path("data", "pt_train.npz")),
                 "test": str(self.path("data", "pt_test.npz"))}
 
@@ -138,16 +167,20 @@ class Pipeline:
         if f["path"]:
             from ffpt.data.readers import read_frames
 
-            src = Path(f["path"])
-            if not src.exists():
-                raise click.ClickException(
-                    f"ft_data.path {src} does not exist; give a labelled extxyz/.npz file "
-                    "(or unset ft_data.path to sample and label water with xTB)"
-                )
-            fs = read_frames(src, energy_key=f["energy_key"], forces_key=f["forces_key"])
+            paths = f["path"] if isinstance(f["path"], list) else [f["path"]]
+            sets = []
+            for src in map(Path, paths):
+                if not src.exists():
+                    raise click.ClickException(
+                        f"ft_data.path {src} does not exist; give labelled extxyz/.npz files "
+                        "(or unset ft_data.path to sample and label water with xTB)"
+                    )
+                sets.append(read_frames(src, energy_key=f["energy_key"],
+                                        forces_key=f["forces_key"]))
+            fs = sets[0] if len(sets) == 1 else FrameSet.concatenate(sets)
             fs.save(self.path("data", "ft_labelled_input.npz"))
-            start = fs.to_atoms(0) if not self.cfg["md"]["start"] else None
-            kind = f"user data {src}"
+            start = fs.to_atoms(0) if not self.cfg["stability"]["start"] else None
+            kind = "user data " + ", ".join(Path(p).name for p in paths)
         else:
             from ffpt.sampling.liquid import WaterBoxSampling, sample_liquid_water
 
@@ -160,10 +193,10 @@ class Pipeline:
             fs = fs.subset(np.arange(fs.n_frames - 1))
             fs.save(self.path("data", "ft_structures.npz"))
             kind = f"flexible TIP3P liquid, {settings.n_molecules} H2O, LAMMPS"
-        if self.cfg["md"]["start"]:
+        if self.cfg["stability"]["start"]:
             from ase.io import read
 
-            start = read(self.cfg["md"]["start"])
+            start = read(self.cfg["stability"]["start"])
         start.calc = None
         from ase.io import write
 
@@ -202,6 +235,9 @@ class Pipeline:
                 f"{fs.n_frames} FT frames are too few for a train/test split with "
                 f"test_fraction {f['test_fraction']}; use more frames"
             )
+        if f["max_train_frames"] and len(tr) > int(f["max_train_frames"]):
+            rng = np.random.default_rng(int(self.cfg["seed"]) + 1)
+            tr = np.sort(rng.choice(tr, int(f["max_train_frames"]), replace=False))
         fs.subset(tr).save(self.path("data", "ft_train.npz"))
         fs.subset(te).save(self.path("data", "ft_test.npz"))
         return {"method": method, "n_train": len(tr), "n_test": len(te),
@@ -209,19 +245,35 @@ class Pipeline:
                 "test": str(self.path("data", "ft_test.npz"))}
 
     # ------------------------------------------------------------------ stage 4
-    def train_one(self, which: str) -> dict:
-        from ffpt.train import train
-
+    def training_config(self, which: str) -> dict:
+        """The ``ffpt train`` config of the PT model or of one variant."""
         c = self.cfg
-        data = self.results["pt_data"] if which == "pt" else self.results["ft_labels"]
+        if which == "pt":
+            mode, data, spec = "pretrain", self.results["pt_data"], dict(c["train"]["pt"])
+        else:
+            spec = dict(c["train"]["variants"][which])
+            mode = "finetune" if _init(spec) == "pt" else "scratch"
+            data = self.results["ft_labels"]
+        spec.pop("init", None)
         config = {
-            "mode": {"pt": "pretrain", "ft": "finetune", "scratch": "scratch"}[which],
-            "init_from": self.results["train_pt"]["best_checkpoint"] if which == "ft" else None,
+            "mode": mode,
+            "init_from": self.results["train_pt"]["best_checkpoint"] if mode == "finetune"
+            else None,
             "seed": int(c["seed"]),
             "data": {"train": data["train"], "test": data["test"], "val_fraction": 0.1},
             "model": dict(c["model"]),
-            "training": {**c["train"]["common"], **c["train"][which]},
+            "training": {**c["train"]["common"], **spec},
         }
+        if mode == "finetune" and spec.get("ft_strategy") == "replay":
+            replay = dict(config["training"].get("replay") or {})
+            replay.setdefault("data", self.results["pt_data"]["train"])
+            config["training"]["replay"] = replay
+        return config
+
+    def train_one(self, which: str) -> dict:
+        from ffpt.train import train
+
+        config = self.training_config(which)
         run_dir = self.run / "train" / which
         tag = stage_hash(config)
         tag_file = run_dir / "demo_config_hash.txt"
@@ -230,57 +282,79 @@ class Pipeline:
         if resume:  # interrupted earlier with the same settings: continue from last.pt
             self.echo(f"    resuming {which} training from {run_dir / 'last.pt'}")
         elif run_dir.exists():
-            shutil.rmtree(run_dir)  # changed settings: start this training over
+            shutil.rmtree(run_dir)  # changed settings: this stage's own folder starts over
         run_dir.mkdir(parents=True, exist_ok=True)
         tag_file.write_text(tag + "\n")
         res = train(config, run_dir, resume=resume, progress=self.progress)
         return {"best_checkpoint": str(res.best_checkpoint),
                 "last_checkpoint": str(res.last_checkpoint), "log_csv": str(res.log_csv),
-                "epochs": int(res.epochs), "metrics": _jsonable(res.metrics)}
+                "epochs": int(res.epochs), "metrics": _jsonable(res.metrics),
+                "training": _jsonable(config["training"]), "mode": config["mode"]}
 
     # ------------------------------------------------------------------ stage 5
     def deploy(self) -> dict:
         from ffpt.deploy import deploy_checkpoint
 
         out = {}
-        for m in MD_MODELS:
-            path, meta = deploy_checkpoint(self.results[f"train_{m}"]["best_checkpoint"],
-                                           self.path("models", f"{m}-deployed.pt"),
-                                           dtype="float64")
-            out[m] = {"artifact": str(path), "elements": list(meta.elements)}
+        for v in self.variants:
+            path, meta = deploy_checkpoint(self.results[f"train_{v}"]["best_checkpoint"],
+                                           self.path("models", f"{v}-deployed.pt"),
+                                           dtype=self.cfg["stability"]["deploy_dtype"])
+            out[v] = {"artifact": str(path), "elements": list(meta.elements)}
         return out
 
-    def md(self, which: str) -> dict:
-        from ffpt.demo.lammps_md import run_nvt
-
-        art = self.results["deploy"][which]
-        st = run_nvt(
-            artifact=art["artifact"], elements=art["elements"],
-            start=self.results["ft_structures"]["md_start"],
-            workdir=self.path("md", which, "x").parent,
-            md=self.cfg["md"], stability=self.cfg["stability"], echo=self.echo,
-            progress=self.progress,
-        )
-        return st
-
-    # ------------------------------------------------------------------ stage 6/7
+    # ------------------------------------------------------------------ stage 6
     def evaluate(self) -> dict:
-        from ffpt.demo.report import test_errors
-
         pt_test = FrameSet.load(self.results["pt_data"]["test"])
         ft_test = FrameSet.load(self.results["ft_labels"]["test"])
-        ck = {m: self.results[f"train_{m}"]["best_checkpoint"] for m in MODELS}
-        return {
-            "pt_on_pt_test": test_errors(ck["pt"], pt_test, max_frames=500),
-            "pt_on_ft_test": test_errors(ck["pt"], ft_test, energies=False),
-            "ft_on_ft_test": test_errors(ck["ft"], ft_test),
-            "scratch_on_ft_test": test_errors(ck["scratch"], ft_test),
-        }
+        ck = {m: self.results[f"train_{m}"]["best_checkpoint"] for m in ["pt", *self.variants]}
+        out = {"pt_on_pt_test": test_errors(ck["pt"], pt_test, max_frames=500),
+               "pt_on_ft_test": test_errors(ck["pt"], ft_test)}
+        for v in self.variants:
+            out[f"{v}_on_ft_test"] = test_errors(ck[v], ft_test)
+        return out
 
+    # ------------------------------------------------------------------ stage 7
+    def scan(self) -> dict:
+        from ffpt.demo.checks import run_scans
+
+        return run_scans(self)
+
+    # ------------------------------------------------------------------ stage 8
+    def stability(self) -> dict:
+        from ffpt.demo.checks import run_survival
+
+        return run_survival(self)
+
+    # ------------------------------------------------------------------ stage 9
     def report(self) -> dict:
         from ffpt.demo.report import write_report
 
         return write_report(self)
+
+
+def _init(spec: dict) -> str | None:
+    init = spec.get("init", "pt")
+    if init not in ("pt", None, "none", "scratch"):
+        raise click.ClickException(f"variant init must be 'pt' or none, not {init!r}")
+    return "pt" if init == "pt" else None
+
+
+def test_errors(checkpoint: str, frames: FrameSet, max_frames: int | None = None) -> dict:
+    """Energy MAE (meV/atom) and force MAE/RMSE (meV/A) of a checkpoint on labelled frames,
+    evaluated in float64 (``ffpt.train.metrics.evaluate``)."""
+    from ffpt.data.graph import GraphSet
+    from ffpt.model.checkpoint import load_model
+    from ffpt.train.metrics import evaluate
+
+    if max_frames is not None and frames.n_frames > max_frames:
+        frames = frames.subset(np.arange(max_frames))
+    model = load_model(checkpoint, dtype="float64")
+    m = evaluate(model, GraphSet(frames, model.elements, model.cutoff, progress=False))
+    return {"n_frames": m["n_frames"],
+            "energy_mae_meV_atom": 1000 * m["energy_per_atom_mae"],
+            "forces_mae_meV_A": 1000 * m["forces_mae"],
+            "forces_rmse_meV_A": 1000 * m["forces_rmse"]}
 
 
 def _jsonable(obj):

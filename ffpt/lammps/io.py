@@ -82,7 +82,7 @@ boundary        {boundary}
 read_data       {data}
 pair_style      ffpt
 pair_coeff      * * {artifact} {types}
-neighbor        1.0 bin
+neighbor        1.0 {neigh}
 neigh_modify    every 1 delay 0 check yes
 timestep        {dt_ps}
 velocity        all create {temperature} {seed} mom yes rot {rot} dist gaussian
@@ -110,6 +110,7 @@ def langevin_input(artifact: str | os.PathLike, types: list[str], temperature: f
     for a fully non-periodic system, the angular momentum is removed."""
     return LANGEVIN_INPUT.format(
         boundary=" ".join("p" if p else "s" for p in pbc), data=data,
+        neigh="bin" if any(pbc) else "nsq",  # bins fail in a shrink-wrapped few-atom box
         artifact=Path(artifact).resolve(), types=" ".join(types), dt_ps=timestep_fs / 1000.0,
         temperature=float(temperature), seed=int(seed), seed2=int(seed2),
         rot="no" if any(pbc) else "yes", damp_ps=1.0 / friction_ps, thermo_every=thermo_every,
