@@ -153,18 +153,28 @@ class NewtonNet(nn.Module):
         self, species: torch.Tensor, edge_index: torch.Tensor, edge_vec: torch.Tensor
     ) -> torch.Tensor:
         a = self.representation(species, edge_index, edge_vec)
+        return self.atomic_energies(a, species)
+
+    def atomic_energies(self, a: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
+        """Readout: atomic energies (eV) from the last scalar features ``a`` [N, F]."""
         e = self.readout(a).squeeze(-1)
         return e * self.scale[species] + self.shift[species]
+
+    def edge_features(
+        self, edge_vec: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-edge inputs of every interaction: (radial basis x envelope, envelope, Y^1)."""
+        r = torch.linalg.norm(edge_vec, dim=-1)
+        env = self.envelope(r)
+        rbf = self.rbf(r) * env.unsqueeze(-1)
+        return rbf, env, self.sh(edge_vec)
 
     def representation(
         self, species: torch.Tensor, edge_index: torch.Tensor, edge_vec: torch.Tensor
     ) -> torch.Tensor:
         """Per-atom scalar features ``a`` [N, F] after the last interaction (the body that
         energy heads share; see ``ffpt.train.strategies.ReplayHead``)."""
-        r = torch.linalg.norm(edge_vec, dim=-1)
-        env = self.envelope(r)
-        rbf = self.rbf(r) * env.unsqueeze(-1)
-        sh = self.sh(edge_vec)
+        rbf, env, sh = self.edge_features(edge_vec)
         a = self.embedding(species)
         n = a.shape[0]
         f = torch.zeros((n, self.features, 3), dtype=a.dtype, device=a.device)
