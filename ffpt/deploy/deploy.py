@@ -55,6 +55,7 @@ class ArtifactMetadata:
     interface: str = INTERFACE
     torch_version: str = field(default_factory=lambda: torch.__version__.split("+")[0])
     source: str = ""
+    node_features: int = 0  # doubles per atom exchanged between layers; 0: no per-layer pieces
 
     @property
     def receptive_field(self) -> float:
@@ -75,6 +76,8 @@ class ArtifactMetadata:
             "torch_version": self.torch_version,
             "weights_sha256": self.weights_sha256,
             "source": self.source.replace("\n", " "),
+            "exchange": "shell layer" if self.node_features else "shell",
+            "node_features": str(self.node_features),
             "artifact_sha256": self.artifact_sha256,
         }
 
@@ -97,6 +100,7 @@ class ArtifactMetadata:
                 interface=kv.get("interface", ""),
                 torch_version=kv.get("torch_version", ""),
                 source=kv.get("source", ""),
+                node_features=int(kv.get("node_features", "0")),
             )
         except (KeyError, ValueError) as exc:
             raise ValueError(f"ffpt metadata is incomplete or malformed ({exc}); "
@@ -126,9 +130,10 @@ def _energy_forces(model: nn.Module) -> nn.Module:
 
     if isinstance(model, ToyModel):
         return ToyEnergyForces(model)
+    from ffpt.deploy.layered import LayeredEnergyForces, supports_layers
     from ffpt.model.forces import EnergyForces
 
-    return EnergyForces(model)
+    return LayeredEnergyForces(model) if supports_layers(model) else EnergyForces(model)
 
 
 def _script(module: nn.Module) -> torch.jit.ScriptModule:
@@ -187,6 +192,9 @@ def deploy_model(
         buf = io.BytesIO()
         torch.jit.save(_script(_energy_forces(model)), buf)
         archive = buf.getvalue()
+        from ffpt.deploy.layered import node_features, supports_layers
+
+        meta.node_features = node_features(model) if supports_layers(model) else 0
     data = seal_archive(archive, meta)
     write_artifact(output, data)
     if fmt == "aotinductor":  # deployed on this machine: its native code may be loaded here

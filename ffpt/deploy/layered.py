@@ -1,0 +1,116 @@
+"""Per-layer pieces of a NewtonNet for ``pair_style ffpt exchange layer``.
+
+``LayeredEnergyForces`` is the deploy interface (``forward`` as ``EnergyForces``) plus four
+exported TorchScript methods that the pair style calls one after another, exchanging the
+ghost atoms' node features between MPI ranks after every interaction and their gradients
+(reverse) between the backward steps:
+
+- ``edge_features(edge_vec[E,3]) -> (rbf, env, sh)`` (per-edge inputs of every layer),
+- ``embed(species[N]) -> x[N,C]`` (node features before the first layer),
+- ``interaction(k, x, rbf, env, sh, edge_index) -> x`` (layer ``k``),
+- ``readout(x, species) -> atomic energies``.
+
+Node features travel as one ``[N, C]`` tensor: ``a`` (F), then ``f`` (3F), then ``d`` (3F, only
+for models with latent displacements), so ``C = node_features(model)`` doubles per atom.
+``layered_evaluate`` runs the pieces on one graph with autograd piece by piece, as the pair
+style does (tests, and the reference for the C++ code).
+"""
+
+from __future__ import annotations
+
+import torch
+from e3nn.util.jit import compile_mode
+from torch import Tensor
+
+from ffpt.model.forces import EnergyForces, forces_from_edge_grad
+from ffpt.model.newtonnet import NewtonNet
+
+
+def supports_layers(model: torch.nn.Module) -> bool:
+    """Whether ``model`` can be exported as per-layer pieces (a plain NewtonNet)."""
+    return isinstance(model, NewtonNet)
+
+
+def node_features(model: NewtonNet) -> int:
+    """Per-atom numbers exchanged between layers: a (F) + f (3F) [+ d (3F)]."""
+    return model.features * (7 if model.interactions[0].displacement else 4)
+
+
+@compile_mode("script")
+class LayeredEnergyForces(EnergyForces):
+    """``EnergyForces`` of a NewtonNet plus its per-layer pieces (module docstring)."""
+
+    def __init__(self, model: NewtonNet):
+        super().__init__(model)
+        self.features = int(model.features)
+        self.displacement = bool(model.interactions[0].displacement)
+        self.channels = node_features(model)
+
+    def _split(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        n, f = x.shape[0], self.features
+        a = x[:, :f]
+        v = x[:, f:4 * f].reshape(n, f, 3)
+        d = x[:, 4 * f:].reshape(n, f, 3) if self.displacement else torch.zeros_like(v)
+        return a, v, d
+
+    def _join(self, a: Tensor, v: Tensor, d: Tensor) -> Tensor:
+        n = a.shape[0]
+        if self.displacement:
+            return torch.cat([a, v.reshape(n, -1), d.reshape(n, -1)], dim=1)
+        return torch.cat([a, v.reshape(n, -1)], dim=1)
+
+    @torch.jit.export
+    def edge_features(self, edge_vec: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return self.model.edge_features(edge_vec)
+
+    @torch.jit.export
+    def embed(self, species: Tensor) -> Tensor:
+        a = self.model.embedding(species)
+        zeros = torch.zeros((a.shape[0], self.channels - self.features), dtype=a.dtype,
+                            device=a.device)
+        return torch.cat([a, zeros], dim=1)
+
+    @torch.jit.export
+    def interaction(self, k: int, x: Tensor, rbf: Tensor, env: Tensor, sh: Tensor,
+                    edge_index: Tensor) -> Tensor:
+        a, v, d = self._split(x)
+        for idx, layer in enumerate(self.model.interactions):
+            if idx == k:
+                a, v, d = layer(a, v, d, rbf, env, sh, edge_index)
+        return self._join(a, v, d)
+
+    @torch.jit.export
+    def readout(self, x: Tensor, species: Tensor) -> Tensor:
+        return self.model.atomic_energies(x[:, :self.features], species)
+
+
+def layered_evaluate(module, pos: Tensor, species: Tensor, edge_index: Tensor,
+                     edge_shift: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Energy, forces and virial from the pieces with autograd piece by piece (one domain:
+    no ghosts, so no exchange), exactly the order of calls of the pair style."""
+    edge_vec = (pos[edge_index[1]] - pos[edge_index[0]] + edge_shift).detach().requires_grad_()
+    rbf, env, sh = module.edge_features(edge_vec)
+    leaves = [t.detach().requires_grad_() for t in (rbf, env, sh)]
+    inputs, outputs = [], []
+    x = module.embed(species)
+    layers = int(module.model.num_interactions)
+    for k in range(layers):
+        x_in = x.detach().requires_grad_(k > 0)
+        x = module.interaction(k, x_in, *leaves, edge_index)
+        inputs.append(x_in)
+        outputs.append(x)
+    atomic = module.readout(x, species)
+    energy = atomic.sum()
+    grad_out, acc = torch.ones_like(energy), [torch.zeros_like(t) for t in leaves]
+    out = energy
+    for k in reversed(range(layers)):
+        wrt = ([inputs[k]] if k > 0 else []) + leaves
+        grads = torch.autograd.grad([out], wrt, [grad_out], allow_unused=True)
+        for n, g in enumerate(grads[-3:]):
+            if g is not None:
+                acc[n] = acc[n] + g
+        if k > 0:
+            grad_out, out = grads[0], outputs[k - 1]
+    (g,) = torch.autograd.grad([rbf, env, sh], [edge_vec], acc)
+    forces = forces_from_edge_grad(g, edge_index, pos.shape[0])
+    return energy.detach(), forces, -edge_vec.detach().t() @ g
