@@ -196,3 +196,28 @@ def test_demo_reads_rpbe_water(tmp_path):
     st, _, train, test = _user_data_stages(tmp_path, path)
     assert train.n_frames + test.n_frames == 50 and st["n_atoms_start"] == 192
     assert train.pbc.all() and np.isfinite(train.energy).all()
+
+
+@pytest.mark.parametrize("name", ["water", "water_liquid_pt", "rxn09"])
+def test_strategy_benchmark_configs_resolve(name):
+    """Every variant of the committed strategy benchmarks is a valid training config, and the
+    variants share data, epochs and batch size (the comparison is fair by construction)."""
+    from ffpt.config import REPO_ROOT
+    from ffpt.demo.config import load_demo_config
+    from ffpt.demo.pipeline import _init
+    from ffpt.train.config import resolve
+
+    cfg = load_demo_config(REPO_ROOT / "benchmarks" / "ft_strategies" / f"{name}.yaml")
+    variants = cfg["train"]["variants"]
+    assert "scratch" in variants and _init(variants["scratch"]) is None
+    assert len({(v["max_epochs"], v["batch_size"]) for v in variants.values()}) == 1
+    for v, spec in variants.items():
+        training = {**cfg["train"]["common"], **{k: x for k, x in spec.items() if k != "init"}}
+        mode = "finetune" if _init(spec) == "pt" else "scratch"
+        out = resolve({"mode": mode, "init_from": "pt.pt" if mode == "finetune" else None,
+                       "data": {"train": "x.npz"}, "model": cfg["model"],
+                       "training": training})
+        assert out["training"]["max_time_min"] is None, v  # budgets in epochs, not minutes
+    tiny = load_demo_config(REPO_ROOT / "benchmarks" / "ft_strategies" / f"{name}.yaml",
+                            preset="tiny")
+    assert set(tiny["train"]["variants"]) == set(variants)

@@ -12,16 +12,13 @@ import numpy as np
 
 def run_scans(pipe) -> dict:
     """Rigid scans of the reference molecule with the teacher, the PT model and every variant."""
-    from ffpt.analysis.scan import find_holes, reference_atoms
+    from ffpt.analysis.scan import find_holes
     from ffpt.analysis.scan_report import write_report
     from ffpt.calculator import FFPTCalculator, load_calculator
 
     sc = pipe.cfg["scan"]
     spec = sc["teacher"] if not sc["species"] else f"{sc['teacher']}:{sc['species']}"
-    if sc["structure"]:
-        atoms = reference_atoms(structure=sc["structure"])
-    else:
-        atoms = reference_atoms(species=spec)
+    atoms = _scan_reference(sc)
     calcs = {}
     if sc["teacher"]:
         calcs[f"teacher ({sc['teacher']})"] = load_calculator(spec)
@@ -59,6 +56,16 @@ def run_scans(pipe) -> dict:
     }
 
 
+def _scan_reference(sc: dict):
+    """The reference geometry of the scans: a structure file or the teacher's minimum."""
+    from ffpt.analysis.scan import reference_atoms
+
+    if sc["structure"]:
+        return reference_atoms(structure=sc["structure"])
+    spec = sc["teacher"] if not sc["species"] else f"{sc['teacher']}:{sc['species']}"
+    return reference_atoms(species=spec)
+
+
 def run_survival(pipe) -> dict:
     """Langevin MD of every deployed variant: seeds x temperatures, Kaplan-Meier summary."""
     from ffpt.analysis.stability import run_stability
@@ -66,8 +73,15 @@ def run_survival(pipe) -> dict:
     st = pipe.cfg["stability"]
     models = {v: pipe.results["deploy"][v]["artifact"] for v in pipe.variants}
     workdir = pipe.run / "stability"
+    start = pipe.results["ft_structures"]["md_start"]
+    if st["start_from_scan"]:  # the scan's reference minimum (e.g. HO2), not a data frame
+        from ase.io import write
+
+        start = str(workdir / "start.extxyz")
+        workdir.mkdir(parents=True, exist_ok=True)
+        write(start, _scan_reference(pipe.cfg["scan"]))
     summary = run_stability(
-        models, pipe.results["ft_structures"]["md_start"], temperatures=st["temperatures"],
+        models, start, temperatures=st["temperatures"],
         seeds=int(st["seeds"]), steps=int(st["steps"]), timestep_fs=float(st["timestep"]),
         friction_ps=float(st["friction"]), system=st["system"], workdir=workdir,
         jobs=int(st["jobs"]), dump_every=int(st["dump_every"]), overwrite=True,

@@ -47,6 +47,10 @@ class Pipeline:
             + [f"train_{v}" for v in self.variants]
             + ["deploy", "evaluate", "scan", "stability", "report"]
         )
+        from ffpt.demo import extra_stages  # paper experiments: off unless cfg["paper"]
+
+        pre, post = extra_stages.extra_stage_names(cfg)
+        self.stages = pre + self.stages + post
         if fresh and self.run.exists():
             if not (self.run / MARKER).exists() and any(self.run.iterdir()):
                 raise click.ClickException(
@@ -94,6 +98,9 @@ class Pipeline:
     # ------------------------------------------------------------------ the chain
     def run_all(self) -> Path:
         c = self.cfg
+        from ffpt.demo import extra_stages
+
+        extra_stages.before(self)
         pt = {k: v for k, v in c["pt_data"].items() if k != "teacher_options" or v}
         self.stage("pt_data", [pt, c["seed"]], (), self.make_pt_data)
         sampling = {k: v for k, v in c["ft_data"].items()
@@ -117,6 +124,7 @@ class Pipeline:
         stab = {k: v for k, v in c["stability"].items() if k != "jobs"}
         self.stage("stability", [stab], ("deploy", "ft_structures"), self.stability)
         self.stage("report", [], ("evaluate", "scan", "stability"), self.report)
+        extra_stages.after(self)
         return self.run / "report" / "report.md"
 
     # ------------------------------------------------------------------ stage 1

@@ -1,0 +1,251 @@
+"""Optional stages of the FFPT-FT pipeline for the paper's experiments (``paper:`` config
+section; absent or empty -> none of them run and no existing stage hash changes).
+
+* before the chain: ``h2comb_data`` (random fraction of all H2-combustion channels as the FT
+  file, per-reaction held-out test files; ``paper.h2comb``);
+* after the report: ``size_study`` (the same PT model, FT/scratch on fewer FT frames:
+  child pipelines in ``<run>/size_<n>``; ``paper.size_study``), ``extra_tests`` (more
+  labelled test sets; ``paper.extra_tests``), ``per_reaction`` (test errors per reaction),
+  ``irc`` (energy profile along an IRC; ``paper.irc``), ``msd`` (water diffusion from the
+  stability dumps; ``paper.msd``), ``metad`` (LAMMPS WT-MetaD, temperature check, products,
+  FES; ``paper.metad``), then ``paper_report`` (``paper.results_dir``).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ffpt.config import expand_path
+
+#: post-chain stages in run order, with the ``paper`` key that switches each on
+POST = (("size_study", "size_study"), ("extra_tests", "extra_tests"),
+        ("per_reaction", "h2comb"), ("irc", "irc"), ("msd", "msd"), ("metad", "metad"),
+        ("paper_report", "results_dir"))
+
+
+def paper_cfg(cfg: dict) -> dict:
+    return cfg.get("paper") or {}
+
+
+def extra_stage_names(cfg: dict) -> tuple[list[str], list[str]]:
+    """(stages before the chain, stages after its report) switched on by ``cfg['paper']``."""
+    p = paper_cfg(cfg)
+    pre = ["h2comb_data"] if p.get("h2comb") else []
+    return pre, [name for name, key in POST if p.get(key)]
+
+
+def before(pipe) -> None:
+    """Run the pre-chain stages; they may set ``ft_data.path`` before its stage hash."""
+    p = paper_cfg(pipe.cfg)
+    if p.get("h2comb"):
+        from ffpt.demo.paper_combustion import prepare_h2comb
+
+        h = dict(p["h2comb"])
+        res = pipe.stage("h2comb_data", [h, pipe.cfg["seed"]], (),
+                         lambda: prepare_h2comb(pipe, h))
+        pipe.cfg["ft_data"]["path"] = res["ft_file"]
+
+
+def after(pipe) -> None:
+    """Run the post-report stages switched on in ``paper``."""
+    p = paper_cfg(pipe.cfg)
+    trained = tuple(f"train_{v}" for v in pipe.variants)
+    if p.get("size_study"):
+        pipe.stage("size_study", [p["size_study"]], ("train_pt", "stability"),
+                   lambda: size_study(pipe, p["size_study"]))
+    if p.get("extra_tests"):
+        pipe.stage("extra_tests", [p["extra_tests"]], ("train_pt", *trained),
+                   lambda: extra_tests(pipe, p["extra_tests"]))
+    if p.get("h2comb"):
+        from ffpt.demo.paper_combustion import per_reaction
+
+        pipe.stage("per_reaction", [], ("h2comb_data", "train_pt", *trained),
+                   lambda: per_reaction(pipe))
+    if p.get("irc"):
+        from ffpt.demo.paper_combustion import irc_profile
+
+        pipe.stage("irc", [p["irc"]], ("train_pt", *trained), lambda: irc_profile(pipe, p["irc"]))
+    if p.get("msd"):
+        pipe.stage("msd", [p["msd"]], ("stability",), lambda: water_msd(pipe, p["msd"]))
+    if p.get("metad"):
+        from ffpt.demo.paper_combustion import run_metad_stage
+
+        pipe.stage("metad", [p["metad"]], ("deploy",), lambda: run_metad_stage(pipe, p["metad"]))
+    if p.get("results_dir"):
+        from ffpt.demo.paper_report import write_paper_report
+
+        ups = tuple(n for n in pipe.stages if pipe.stages.index(n) < pipe.stages.index(
+            "paper_report") and n in pipe.hashes)
+        pipe.stage("paper_report", [p], ups, lambda: write_paper_report(pipe))
+
+
+# ---------------------------------------------------------------------------- size study
+def size_study(pipe, spec: dict) -> dict:
+    """FT variants and scratch on ``sizes`` FT training frames, reusing this run's PT data
+    and PT model (their stage records are copied, so the child pipelines skip them); each
+    size is a full child run (test errors, scans, survival) in ``<run>/size_<n>``."""
+    from ffpt.demo.pipeline import Pipeline
+
+    out = {}
+    for n in [int(s) for s in spec["sizes"]]:
+        cfg = copy.deepcopy(pipe.cfg)
+        cfg.pop("paper", None)
+        cfg["ft_data"]["max_train_frames"] = n
+        if spec.get("variants"):
+            cfg["train"]["variants"] = {v: cfg["train"]["variants"][v] for v in spec["variants"]}
+        for k, v in (spec.get("stability") or {}).items():
+            cfg["stability"][k] = v
+        child = pipe.run / f"size_{n}"
+        (child / ".stages").mkdir(parents=True, exist_ok=True)
+        for name in ("pt_data", "train_pt"):  # same deps -> same hash -> skipped in the child
+            src = pipe.run / ".stages" / f"{name}.json"
+            if src.exists():
+                (child / ".stages" / f"{name}.json").write_bytes(src.read_bytes())
+        pipe.echo(f"    size study: {n} FT training frames in {child}")
+        sub = Pipeline(cfg, child, progress=pipe.progress,
+                       echo=lambda s, n=n: pipe.echo(f"    [n={n}] {s}"))
+        sub.run_all()
+        out[str(n)] = _size_point(sub)
+    main = _size_point(pipe)
+    out[str(main["n_train"])] = main
+    png = plot_size_study(out, pipe.run / "report" / "survival_vs_size.png")
+    return {"points": out, "png": str(png)}
+
+
+def _size_point(pipe) -> dict:
+    """Test errors and per-run survival times of every variant of a finished pipeline."""
+    r = pipe.results
+    st = pipe.cfg["stability"]
+    t0 = f"{min(float(t) for t in st['temperatures']):g}"
+    per = {}
+    for v in pipe.variants:
+        times, failed = [], []
+        for rec in sorted((pipe.run / "stability" / "runs" / v / f"T{t0}").glob(
+                "seed*/record.json")):
+            d = json.loads(rec.read_text())
+            times.append(float(d["time_ps"]))
+            failed.append(bool(d["failed"]))
+        per[v] = {"mode": r[f"train_{v}"]["mode"],
+                  "forces_mae_meV_A": r["evaluate"][f"{v}_on_ft_test"]["forces_mae_meV_A"],
+                  "energy_mae_meV_atom": r["evaluate"][f"{v}_on_ft_test"]["energy_mae_meV_atom"],
+                  "times_ps": times, "failed": failed,
+                  "fraction_surviving": float(1 - np.mean(failed)) if failed else None,
+                  "mean_time_ps": float(np.mean(times)) if times else None,
+                  "sem_time_ps": float(np.std(times, ddof=1) / np.sqrt(len(times)))
+                  if len(times) > 1 else None}
+    return {"n_train": int(r["ft_labels"]["n_train"]), "temperature_K": float(t0),
+            "duration_ps": int(st["steps"]) * float(st["timestep"]) / 1000.0, "variants": per}
+
+
+def plot_size_study(points: dict, png: Path) -> Path:
+    """Fig. 2d: fraction of runs surviving and mean time to failure (censored at the run
+    length) against the number of FT training frames, one line per variant."""
+    from ffpt.demo.report import _plt
+
+    plt = _plt()
+    fig, ax = plt.subplots(1, 3, figsize=(13, 3.8))
+    ns = sorted(points, key=int)
+    variants = sorted({v for p in points.values() for v in p["variants"]})
+    for v in variants:
+        xs = [int(n) for n in ns if v in points[n]["variants"]]
+        ps = [points[str(n)]["variants"][v] for n in xs]
+        ax[0].plot(xs, [p["fraction_surviving"] for p in ps], "o-", label=v)
+        ax[1].errorbar(xs, [p["mean_time_ps"] for p in ps],
+                       yerr=[p["sem_time_ps"] or 0 for p in ps], fmt="o-", capsize=3, label=v)
+        ax[2].plot(xs, [p["forces_mae_meV_A"] for p in ps], "o-", label=v)
+    any_p = points[ns[-1]]
+    ax[0].set(xlabel="FT training frames", ylabel="fraction of runs surviving",
+              title=f"{any_p['temperature_K']:g} K, {any_p['duration_ps']:g} ps runs",
+              ylim=(-0.05, 1.05))
+    ax[1].set(xlabel="FT training frames", ylabel="mean time to failure (ps, censored)")
+    ax[2].set(xlabel="FT training frames", ylabel="test force MAE (meV/Å)")
+    for a in ax:
+        a.legend(fontsize=7)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return png
+
+
+# ---------------------------------------------------------------------------- extra tests
+def extra_tests(pipe, spec: dict) -> dict:
+    """Test errors of the PT model and every variant on extra labelled sets
+    (``name: {path, energy_unit?, forces_unit?, note?}``)."""
+    from ffpt.data.readers import read_data
+    from ffpt.demo.pipeline import test_errors
+
+    out = {}
+    for name, entry in spec.items():
+        entry = dict(entry) if isinstance(entry, dict) else {"path": entry}
+        note = entry.pop("note", "")
+        entry["path"] = expand_path(entry["path"])
+        if not Path(entry["path"]).exists():
+            raise FileNotFoundError(f"paper.extra_tests.{name}: {entry['path']} does not exist; "
+                                    "set FFPT_SHARED_DATA or remove the entry")
+        frames = read_data(entry, what=f"paper.extra_tests.{name}")
+        errs = {m: test_errors(pipe.results[f"train_{m}"]["best_checkpoint"], frames)
+                for m in ["pt", *pipe.variants]}
+        out[name] = {"path": entry["path"], "n_frames": frames.n_frames, "note": note,
+                     "errors": errs}
+    return out
+
+
+# ---------------------------------------------------------------------------- water MSD
+def water_msd(pipe, spec: dict) -> dict:
+    """Diffusion coefficient of O atoms per variant from the stability runs at the lowest
+    temperature: D per surviving seed (MSD slope, ``ffpt.analysis.msd``), mean +- standard
+    error over seeds; the first ``skip_ps`` of each run are dropped (equilibration)."""
+    from ase.data import atomic_numbers
+    from ase.io import read
+
+    from ffpt.analysis.msd import diffusion_coefficient, load_trajectory
+    from ffpt.demo.report import _plt
+
+    st = pipe.cfg["stability"]
+    t0 = f"{min(float(t) for t in st['temperatures']):g}"
+    start = read(pipe.results["ft_structures"]["md_start"])
+    types = sorted(set(start.get_chemical_symbols()), key=lambda s: atomic_numbers[s])
+    o_type = types.index(spec.get("element", "O")) + 1
+    fit = tuple(spec.get("fit", (0.1, 0.5)))
+    skip = float(spec.get("skip_ps", 0.0))
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    out = {}
+    for v in pipe.variants:
+        ds, notes = [], []
+        for rec in sorted((pipe.run / "stability" / "runs" / v / f"T{t0}").glob(
+                "seed*/record.json")):
+            r = json.loads(rec.read_text())
+            if r["failed"]:
+                notes.append(f"{rec.parent.name} failed, skipped")
+                continue
+            try:
+                t, pos = load_trajectory(rec.parent / "dump.lammpstrj", float(st["timestep"]),
+                                         element=str(o_type))
+                keep = t >= skip
+                res, msd = diffusion_coefficient(t[keep] - t[keep][0], pos[keep], fit=fit,
+                                                 blocks=int(spec.get("blocks", 1)))
+            except ValueError as exc:
+                notes.append(f"{rec.parent.name}: {exc}")
+                continue
+            ds.append(res.D_cm2_per_s)
+            lag = t[keep] - t[keep][0]
+            ax.plot(lag, msd, lw=0.8, label=v if len(ds) == 1 else None,
+                    color=f"C{pipe.variants.index(v)}")
+        out[v] = {"D_cm2_s": float(np.mean(ds)) if ds else None,
+                  "D_err_cm2_s": float(np.std(ds, ddof=1) / np.sqrt(len(ds)))
+                  if len(ds) > 1 else None,
+                  "n_runs": len(ds), "per_seed": ds, "notes": notes}
+    ax.set(xlabel="lag (ps)", ylabel="MSD of O (Å²)", title=f"water MSD, {t0} K")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    png = pipe.path("report", "msd.png")
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return {"temperature_K": float(t0), "fit_fraction": list(fit), "skip_ps": skip,
+            "experiment_D_cm2_s": 2.3e-5, "per_variant": out, "png": str(png)}

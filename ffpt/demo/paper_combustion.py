@@ -1,0 +1,278 @@
+"""Hydrogen-combustion stages of the paper experiment (``paper.h2comb``, ``paper.irc``,
+``paper.metad``): FT data from all 19 channels, per-reaction test errors, the reaction-9 IRC
+profile, and LAMMPS well-tempered metadynamics with a temperature check, product analysis
+and FES convergence. Energies of the shared npz files are kcal/mol (converted to eV on read)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from ffpt.config import REPO_ROOT, expand_path
+from ffpt.data.frames import FrameSet
+
+KCAL_PER_EV = 23.060548
+KJ_PER_EV = 96.485332
+
+
+def channel_files(data: Path) -> dict[str, list[Path]]:
+    """Reaction -> its npz files: ``NN_{irc,aimd,nm}`` for the 19 channels (06a/06b are
+    channel 6); for 12 the corrected IRC files ``12a_irc_{d,q}_corr`` replace ``12_irc``
+    (shared data README); the ``*_all`` duplicates and the extra AIMD sets 20, 21 are left out."""
+    out: dict[str, list[Path]] = {}
+    for f in sorted(data.glob("*.npz")):
+        m = re.fullmatch(r"(\d\d)([ab]?)_(irc|aimd|nm)(_all|_d_corr|_q_corr)?", f.stem)
+        if not m or int(m.group(1)) > 19:
+            continue
+        rxn, sub, kind, suffix = m.groups()
+        if suffix == "_all" or (rxn == "12" and kind == "irc" and not suffix):
+            continue
+        if rxn == "12" and sub and kind != "irc":
+            continue
+        out.setdefault(rxn, []).append(f)
+    if len(out) != 19:
+        raise FileNotFoundError(f"{data}: found channels {sorted(out)}, expected 01-19; point "
+                                "paper.h2comb.data at the h2combustion folder")
+    return out
+
+
+def prepare_h2comb(pipe, spec: dict) -> dict:
+    """A random ``fraction`` of every frame of the 19 channels -> ``data/h2comb_ft.npz``
+    (the pipeline then holds out its test split); from the other frames up to
+    ``n_test_per_reaction`` per reaction -> ``data/rxn_test/<NN>.npz``."""
+    from ffpt.data.readers import read_frames
+
+    data = Path(expand_path(spec.get("data", "${FFPT_SHARED_DATA}/h2combustion")))
+    files = channel_files(data)
+    rng = np.random.default_rng(int(spec.get("seed", pipe.cfg["seed"])))
+    frac, n_test = float(spec["fraction"]), int(spec.get("n_test_per_reaction", 500))
+    picked, tests, counts = [], {}, {}
+    for rxn, paths in files.items():
+        fs = FrameSet.concatenate([read_frames(p) for p in paths])
+        perm = rng.permutation(fs.n_frames)
+        k = int(round(frac * fs.n_frames))
+        picked.append(fs.subset(np.sort(perm[:k])))
+        rest = perm[k:]
+        tests[rxn] = fs.subset(np.sort(rest[:n_test]))
+        counts[rxn] = {"frames": fs.n_frames, "ft": k, "test": tests[rxn].n_frames,
+                       "files": [p.name for p in paths]}
+    ft = FrameSet.concatenate(picked)
+    out = pipe.path("data", "h2comb_ft.npz")
+    ft.save(out)
+    test_files = {}
+    for rxn, fs in tests.items():
+        test_files[rxn] = str(fs.save(pipe.path("data", "rxn_test", f"{rxn}.npz")))
+    return {"ft_file": str(out), "n_ft": ft.n_frames, "per_reaction": counts,
+            "test_files": test_files, "fraction": frac, "data": str(data)}
+
+
+def per_reaction(pipe) -> dict:
+    """Energy and force MAE of every variant on each reaction's held-out frames."""
+    from ffpt.demo.pipeline import test_errors
+
+    out = {}
+    for rxn, path in pipe.results["h2comb_data"]["test_files"].items():
+        fs = FrameSet.load(path)
+        if fs.n_frames == 0:
+            continue
+        out[rxn] = {v: test_errors(pipe.results[f"train_{v}"]["best_checkpoint"], fs)
+                    for v in pipe.variants}
+    return {"per_reaction": out}
+
+
+def _energies(checkpoint: str, fs: FrameSet) -> np.ndarray:
+    from ffpt.calculator import FFPTCalculator
+
+    calc = FFPTCalculator(checkpoint, dtype="float64")
+    e = []
+    for atoms in fs.iter_atoms():
+        atoms.calc = calc
+        e.append(atoms.get_potential_energy())
+    return np.array(e)
+
+
+def irc_profile(pipe, spec: dict) -> dict:
+    """Energies along a reaction's IRC (frames in file order), each curve relative to its own
+    lowest point: reference (wB97X-V), PT model and every variant; MAE of the relative
+    energies and a PNG against d(O1-H3) and the IRC index."""
+    from ffpt.data.readers import read_frames
+    from ffpt.demo.report import _plt
+
+    rxn = str(spec.get("reaction", "09"))
+    data = Path(expand_path(spec.get("data", "${FFPT_SHARED_DATA}/h2combustion")))
+    fs = read_frames(data / f"{rxn}_irc.npz")
+    curves = {"reference": fs.energy - fs.energy.min()}
+    for m in ["pt", *pipe.variants]:
+        e = _energies(pipe.results[f"train_{m}"]["best_checkpoint"], fs)
+        curves[m] = e - e.min()
+    pos = np.stack([fs.positions[fs.frame_slice(i)] for i in range(fs.n_frames)])
+    d_oh = np.linalg.norm(pos[:, 0] - pos[:, 2], axis=1) if pos.shape[1] == 3 else None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    x = np.arange(fs.n_frames)
+    for k, e in curves.items():
+        ax.plot(x, e * KJ_PER_EV, "k-" if k == "reference" else "-", lw=2 if k == "reference"
+                else 1, label=k)
+    ax.set(xlabel="IRC point (file order)", ylabel="E - E_min (kJ/mol)",
+           title=f"reaction {rxn} IRC")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    png = pipe.path("report", f"irc_{rxn}.png")
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    mae = {m: float(np.mean(np.abs(c - curves["reference"]))) * KJ_PER_EV
+           for m, c in curves.items() if m != "reference"}
+    return {"reaction": rxn, "n_points": fs.n_frames, "mae_rel_kJ_mol": mae,
+            "barrier_kJ_mol": {m: float(c.max()) * KJ_PER_EV for m, c in curves.items()},
+            "d_OH_range_A": None if d_oh is None else [float(d_oh.min()), float(d_oh.max())],
+            "png": str(png)}
+
+
+# ---------------------------------------------------------------------------- metadynamics
+def _plumed_text(template: Path, spec: dict) -> str:
+    text = template.read_text()
+    for key, name in (("height", "HEIGHT"), ("pace", "PACE"), ("biasfactor", "BIASFACTOR")):
+        if spec.get(key) is not None:
+            text = re.sub(rf"{name}=[0-9.eE+-]+", f"{name}={spec[key]}", text)
+    return text
+
+
+def _lammps_text(template: Path, spec: dict) -> str:
+    text = template.read_text()
+    damp = float(spec["damp_ps"])
+    text = re.sub(r"fix thermostat all langevin 300\.0 300\.0 [0-9.]+",
+                  f"fix thermostat all langevin 300.0 300.0 {damp}", text)
+    text = re.sub(r"^thermo \d+", f"thermo {int(spec.get('thermo_every', 500))}", text,
+                  flags=re.M)
+    text = re.sub(r"dump traj all custom \d+",
+                  f"dump traj all custom {int(spec.get('dump_every', 500))}", text)
+    text = re.sub(r"^timestep [0-9.eE-]+", f"timestep {float(spec.get('timestep_fs', 0.2)) / 1000}",
+                  text, flags=re.M)
+    if f"langevin 300.0 300.0 {damp}" not in text:
+        raise ValueError(f"{template}: no 'fix thermostat all langevin 300.0 300.0 ...' line to "
+                         "set paper.metad.damp_ps in")
+    return text
+
+
+def run_metad_stage(pipe, spec: dict) -> dict:
+    """WT-MetaD in LAMMPS (``inputs/combustion/rxn<NN>/in.metad`` + ``plumed.dat`` with the
+    thermostat, hill height/pace and length of ``spec``) for each reaction x model; runs are
+    resumable (a ``record.json`` per finished run with the same settings)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ffpt.lammps.runner import run_lammps
+
+    models = spec.get("models") or pipe.variants
+    steps = int(spec["steps"])
+    jobs = []
+    for rxn in [str(r) for r in spec["reactions"]]:
+        src = REPO_ROOT / "inputs" / "combustion" / f"rxn{rxn}"
+        for m in models:
+            d = pipe.run / "metad" / f"rxn{rxn}" / m
+            settings = {"spec": spec, "model": pipe.results["deploy"][m]["artifact"],
+                        "rxn": rxn}
+            rec = d / "record.json"
+            if rec.exists() and json.loads(rec.read_text()).get("settings") == settings:
+                continue
+            d.mkdir(parents=True, exist_ok=True)
+            for f in ("HILLS", "COLVAR", "traj.lammpstrj", "log.lammps", "record.json"):
+                (d / f).unlink(missing_ok=True)
+            (d / "plumed.dat").write_text(_plumed_text(src / "plumed.dat", spec))
+            (d / "in.metad").write_text(_lammps_text(src / "in.metad", spec))
+            subprocess.run([sys.executable, str(REPO_ROOT / "inputs" / "combustion" /
+                                                "build_geometry.py"), rxn, "-o", str(d)],
+                           check=True, capture_output=True, text=True)
+            jobs.append((d, settings))
+
+    def one(job):
+        d, settings = job
+        art = str(Path(settings["model"]).resolve())
+        run = run_lammps("in.metad", d, timeout=None, check=False, screen=False,
+                         args=("-var", "model", art, "-var", "steps", str(steps),
+                               "-var", "seed", str(int(spec.get("seed", 4928459)))))
+        (d / "record.json").write_text(json.dumps(
+            {"settings": settings, "returncode": run.returncode, "wall_s": run.wall_s}))
+
+    with ThreadPoolExecutor(max_workers=int(spec.get("jobs", 2))) as pool:
+        list(pool.map(one, jobs))
+    out = {}
+    for rxn in [str(r) for r in spec["reactions"]]:
+        for m in models:
+            d = pipe.run / "metad" / f"rxn{rxn}" / m
+            out.setdefault(rxn, {})[m] = analyse_metad(d, spec)
+    return {"settings": spec, "runs": out}
+
+
+def analyse_metad(d: Path, spec: dict) -> dict:
+    """Temperature from the log, product states from the dump, FES (+ convergence PNG)."""
+    from ffpt.lammps.io import read_dump_frames, read_log
+
+    rec = json.loads((d / "record.json").read_text())
+    res: dict = {"returncode": rec["returncode"], "wall_s": rec["wall_s"]}
+    log = read_log(d / "log.lammps") if (d / "log.lammps").exists() else None
+    temps = log.thermo.get("Temp") if log is not None else None
+    if log is not None:
+        res["errors"] = log.errors[:3]
+        res["steps_per_s"] = log.steps_per_s
+    if temps is not None and len(temps):
+        t = np.asarray(temps, float)
+        half = t[len(t) // 2:]
+        res["T_mean_K"] = float(t.mean())
+        res["T_mean_second_half_K"] = float(half.mean())
+        res["T_median_K"] = float(np.median(t))
+        res["T_max_K"] = float(t.max())
+        res["T_held"] = bool(abs(t.mean() - 300.0) <= float(spec.get("t_tolerance", 30.0)))
+    frames = read_dump_frames(d / "traj.lammpstrj") if (d / "traj.lammpstrj").exists() else []
+    states: Counter = Counter()
+    oo_broken = 0
+    dt_ps = float(spec.get("timestep_fs", 0.2)) / 1000.0
+    if frames:
+        res["ps_simulated"] = float(frames[-1].step * dt_ps)
+    for fr in frames:
+        z = np.where(fr.types == 1, 8, 1)
+        states[product_state(z, fr.positions, fr.cell)] += 1
+        if np.linalg.norm(_mic(fr.positions[0] - fr.positions[1], fr.cell)) > 1.6:
+            oo_broken += 1
+    n = max(1, sum(states.values()))
+    res["state_fraction"] = {k: v / n for k, v in states.most_common()}
+    res["n_frames"] = sum(states.values())
+    res["O2_dissociated_fraction"] = oo_broken / n
+    if (d / "HILLS").exists() and (d / "HILLS").stat().st_size > 0:
+        res.update(fes_convergence(d, int(spec.get("fes_slices", 5))))
+    return res
+
+
+def _mic(v: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    frac = np.linalg.solve(cell.T, v)
+    return cell.T @ (frac - np.round(frac))
+
+
+def product_state(z: np.ndarray, pos: np.ndarray, cell: np.ndarray) -> str:
+    """Fragments of the covalent graph (1.2 x covalent radii), e.g. ``HO2`` or ``H + O2``."""
+    from ffpt.analysis.stability import composition, format_composition
+
+    return format_composition(composition(z, pos, cell, (True, True, True)))
+
+
+def fes_convergence(d: Path, slices: int) -> dict:
+    """``ffpt fes HILLS --slices N`` (fes.dat, fes.png with the convergence panel) and the RMS
+    change of the FES between the last two slices in the region below 100 kJ/mol."""
+    from ffpt.md.fes import compute_fes, plot_fes, write_fes
+
+    fes = compute_fes(d / "HILLS", n_slices=slices)
+    write_fes(fes, d / "fes.dat")
+    plot_fes(fes, d / "fes.png")
+    out = {"fes_png": str(d / "fes.png"), "F_max_kJ_mol": float(fes.free_energy.max())}
+    sl = getattr(fes, "slices", None)
+    if sl is not None and len(sl) >= 2:
+        a, b = np.asarray(sl[-2]), np.asarray(sl[-1])
+        a, b = a - a.min(), b - b.min()
+        low = b < 100.0
+        out["fes_rms_change_last_slice_kJ_mol"] = float(np.sqrt(np.mean((a - b)[low] ** 2)))
+    return out

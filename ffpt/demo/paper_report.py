@@ -1,0 +1,309 @@
+"""Results folder of a paper experiment (``paper.results_dir``): README.md with the machine,
+date, wall time, load, the pipeline's table, the extra stages' tables and one measured
+verdict per claim of the paper; the PNGs and ``paper_summary.json`` beside it.
+
+``python -m ffpt.demo.paper_report --config FILE [--preset P]`` writes ``PARTIAL.md`` there from
+whatever stages of an unfinished run exist (numbers so far, stages left, command to continue).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ffpt.config import expand_path
+from ffpt.data.frames import atomic_write
+from ffpt.demo.report import _fmt, _load_average, survival_cell
+
+CLAIMS = {
+    "aspirin": "Fig. 2: GAFF-2.11 PT + CCSD FT gives stable 500 K MD where scratch on the same "
+               "frames fails, at every training-set size, at a comparable force error",
+    "water": "Fig. 3: flexible-TIP3P monomer PT + liquid FT keeps water stable at 300 K with a "
+             "liquid structure (O-O RDF) and diffusion close to the reference",
+    "combustion": "Fig. 4: qforce PT + FT on 10 % of the 19 channels gives low per-reaction "
+                  "errors and well-behaved metadynamics (no O2 dissociation artefacts)",
+}
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import torch
+
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "torch": torch.__version__, "gpu": torch.cuda.is_available(),
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *["| " + " | ".join(_fmt(c) for c in r) + " |" for r in rows]]
+
+
+def _scratch_and_ft(pipe) -> tuple[str | None, list[str]]:
+    modes = {v: pipe.results[f"train_{v}"]["mode"] for v in pipe.variants}
+    base = next((v for v, m in modes.items() if m == "scratch"), None)
+    return base, [v for v, m in modes.items() if m == "finetune"]
+
+
+def survival_verdicts(pipe) -> list[str]:
+    base, fts = _scratch_and_ft(pipe)
+    st = pipe.results["stability"]["summary"]
+    out = []
+    for t in pipe.cfg["stability"]["temperatures"]:
+        key = f"{float(t):g}"
+        sb = st.get(base, {}).get(key)
+        for v in fts:
+            sv = st.get(v, {}).get(key)
+            if not (sv and sb):
+                continue
+            fv, fb = sv["fraction_surviving"], sb["fraction_surviving"]
+            word = "SUPPORTED" if fv > fb else "NOT SUPPORTED (tie)" if fv == fb else \
+                "CONTRADICTED"
+            out.append(f"MD survival at {key} K, {v} vs {base}: "
+                       f"{survival_cell(pipe.results['stability'], v, t)} vs "
+                       f"{survival_cell(pipe.results['stability'], base, t)} -> {word}")
+    return out
+
+
+def error_verdicts(pipe) -> list[str]:
+    base, fts = _scratch_and_ft(pipe)
+    ev = pipe.results["evaluate"]
+    fb = ev[f"{base}_on_ft_test"]["forces_mae_meV_A"]
+    out = []
+    for v in fts:
+        fv = ev[f"{v}_on_ft_test"]["forces_mae_meV_A"]
+        word = "lower" if fv < fb else "higher"
+        ok = "SUPPORTED" if fv <= 1.2 * fb else "NOT SUPPORTED"
+        out.append(f"held-out force MAE, {v} vs {base}: {fv:.1f} vs {fb:.1f} meV/Å ({word}; "
+                   f"'comparable' = within 20 % or lower) -> {ok}")
+    return out
+
+
+def extra_sections(pipe) -> tuple[list[str], list[str]]:
+    """Markdown of the extra stages and their verdict lines."""
+    r, text, ver = pipe.results, [], []
+    if "size_study" in r:
+        pts = r["size_study"]["points"]
+        ns = sorted(pts, key=int)
+        vs = sorted({v for p in pts.values() for v in p["variants"]})
+        rows = []
+        for n in ns:
+            for v in vs:
+                p = pts[n]["variants"].get(v)
+                if p:
+                    rows.append([n, v, p["forces_mae_meV_A"], f"{sum(not f for f in p['failed'])}"
+                                 f"/{len(p['failed'])}", p["mean_time_ps"], p["sem_time_ps"]])
+        t = pts[ns[-1]]
+        text += [f"## Stability against training-set size (Fig. 2d; {t['temperature_K']:g} K, "
+                 f"{t['duration_ps']:g} ps per run)", "",
+                 *_table(["FT frames", "model", "F MAE (meV/Å)", "survived",
+                          "mean time (ps)", "± sem"], rows), "",
+                 "![survival vs size](survival_vs_size.png)", ""]
+        for n in ns:
+            vv = pts[n]["variants"]
+            base = next((v for v in vv if vv[v]["mode"] == "scratch"), None)
+            for v in vv:
+                if base and v != base:
+                    a, b = vv[v]["fraction_surviving"], vv[base]["fraction_surviving"]
+                    if a is None or b is None:
+                        continue
+                    ver.append(f"size {n}: {v} survives {a:.0%} vs {base} {b:.0%} -> "
+                               f"{'SUPPORTED' if a > b else 'NOT SUPPORTED'}")
+    if "extra_tests" in r:
+        for name, t in r["extra_tests"].items():
+            rows = [[m, e["forces_mae_meV_A"], e["forces_rmse_meV_A"]]
+                    for m, e in t["errors"].items()]
+            text += [f"## Extra test set: {name} ({t['n_frames']} frames) {t['note']}", "",
+                     *_table(["model", "F MAE (meV/Å)", "F RMSE (meV/Å)"], rows), ""]
+    if "per_reaction" in r:
+        per = r["per_reaction"]["per_reaction"]
+        vs = pipe.variants
+        rows = [[rxn, per[rxn][vs[0]]["n_frames"],
+                 *[per[rxn][v]["forces_mae_meV_A"] for v in vs],
+                 *[per[rxn][v]["energy_mae_meV_atom"] for v in vs]] for rxn in sorted(per)]
+        text += ["## Test MAE per reaction (held-out frames of each channel)", "",
+                 *_table(["rxn", "frames", *[f"F MAE {v} (meV/Å)" for v in vs],
+                          *[f"E MAE {v} (meV/atom)" for v in vs]], rows), ""]
+        base, fts = _scratch_and_ft(pipe)
+        for v in fts:
+            wins = sum(per[x][v]["forces_mae_meV_A"] < per[x][base]["forces_mae_meV_A"]
+                       for x in per)
+            ver.append(f"per-reaction force MAE: {v} lower than {base} on {wins}/{len(per)} "
+                       f"reactions -> {'SUPPORTED' if wins > len(per) / 2 else 'NOT SUPPORTED'}")
+    if "irc" in r:
+        ir = r["irc"]
+        rows = [[m, ir["mae_rel_kJ_mol"][m], ir["barrier_kJ_mol"][m]] for m in ir["mae_rel_kJ_mol"]]
+        text += [f"## Reaction {ir['reaction']} IRC ({ir['n_points']} points; rigid cuts: the "
+                 "hole scans above)", "",
+                 f"Reference highest point: {ir['barrier_kJ_mol']['reference']:.1f} kJ/mol "
+                 "above the IRC minimum.", "",
+                 *_table(["model", "MAE of E - E_min (kJ/mol)", "highest point (kJ/mol)"], rows),
+                 "", f"![irc]({Path(ir['png']).name})", ""]
+    if "msd" in r:
+        m = r["msd"]
+        rows = [[v, None if p["D_cm2_s"] is None else p["D_cm2_s"] * 1e5,
+                 None if p["D_err_cm2_s"] is None else p["D_err_cm2_s"] * 1e5, p["n_runs"]]
+                for v, p in m["per_variant"].items()]
+        text += [f"## Diffusion (O atoms, {m['temperature_K']:g} K; mean ± s.e. over surviving "
+                 f"seeds; experiment {m['experiment_D_cm2_s'] * 1e5:.1f}e-5 cm²/s)", "",
+                 *_table(["model", "D (1e-5 cm²/s)", "± s.e.", "runs"], rows), "",
+                 "![msd](msd.png)", ""]
+        for v, p in m["per_variant"].items():
+            ver.append(f"diffusion of {v}: " + ("no surviving run to measure it" if p["D_cm2_s"]
+                       is None else f"{p['D_cm2_s'] * 1e5:.2f}"
+                       f" ± {_fmt(None if p['D_err_cm2_s'] is None else p['D_err_cm2_s'] * 1e5, 2)}"
+                       "e-5 cm²/s (reference level GFN2-xTB: compare with the experiment only "
+                       "qualitatively)"))
+    if "metad" in r:
+        rows = []
+        for rxn, per in r["metad"]["runs"].items():
+            for mdl, x in per.items():
+                st = x.get("state_fraction", {})
+                rows.append([rxn, mdl, x.get("ps_simulated"), x.get("T_mean_K"),
+                             x.get("T_mean_second_half_K"), x.get("T_held"),
+                             ", ".join(f"{k} {v:.0%}" for k, v in list(st.items())[:4]),
+                             x.get("O2_dissociated_fraction"),
+                             x.get("fes_rms_change_last_slice_kJ_mol")])
+                if x.get("T_held") is not None:
+                    ver.append(f"rxn {rxn} {mdl}: mean T {x['T_mean_K']:.0f} K -> temperature "
+                               f"{'held at 300 K' if x['T_held'] else 'NOT held'}; O-O > 1.6 Å "
+                               f"in {x.get('O2_dissociated_fraction', 0):.1%} of frames")
+        s = r["metad"]["settings"]
+        text += ["## Well-tempered metadynamics (LAMMPS, pair_style ffpt + fix plumed)", "",
+                 f"Langevin damping {s['damp_ps']} ps (friction {1 / float(s['damp_ps']):g} "
+                 f"ps⁻¹; paper 0.2 ps⁻¹), hills {s.get('height')} kJ/mol every {s.get('pace')} "
+                 f"steps (paper 5 kJ/mol / 100), bias factor {s.get('biasfactor')}, "
+                 f"{s.get('timestep_fs', 0.2)} fs, {s['steps']} steps per run.", "",
+                 *_table(["rxn", "model", "ps", "T mean (K)", "T 2nd half (K)", "T held",
+                          "product states (fraction of frames)", "O-O > 1.6 Å",
+                          "FES RMS change, last slice (kJ/mol)"], rows), "",
+                 *[f"![fes rxn{rxn} {mdl}](fes_rxn{rxn}_{mdl}.png)"
+                   for rxn, per in r["metad"]["runs"].items() for mdl in per
+                   if per[mdl].get("fes_png")], ""]
+    return text, ver
+
+
+def _copy_pngs(pipe, dest: Path) -> None:
+    for png in (pipe.run / "report").glob("*.png"):
+        shutil.copyfile(png, dest / png.name)
+    for rxn, per in (pipe.results.get("metad", {}).get("runs") or {}).items():
+        for mdl, x in per.items():
+            if x.get("fes_png") and Path(x["fes_png"]).exists():
+                shutil.copyfile(x["fes_png"], dest / f"fes_rxn{rxn}_{mdl}.png")
+
+
+def write_paper_report(pipe) -> dict:
+    p = pipe.cfg["paper"]
+    system = p.get("system", "experiment")
+    dest = Path(expand_path(p["results_dir"]))
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "PARTIAL.md").unlink(missing_ok=True)
+    _copy_pngs(pipe, dest)
+    base_md = (pipe.run / "report" / "report.md").read_text().split("\n", 1)[1]
+    extra, extra_ver = extra_sections(pipe)
+    wall = sum(pipe.times.values())
+    child = sum(json.loads(f.read_text())["seconds"] for f in
+                pipe.run.glob("size_*/.stages/*.json")) if "size_study" in pipe.results else 0
+    verdicts = [*survival_verdicts(pipe), *error_verdicts(pipe), *extra_ver]
+    info = {"machine": machine(), "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+            "wall_time_s_stages": wall, "wall_time_s_note": "sum of the stage times of this "
+            "run (stages reused from earlier invocations count with their original time); the "
+            "size-study children are included in size_study", "child_stage_seconds": child,
+            "load_average": _load_average(), "preset": pipe.cfg.get("preset"),
+            "model": pipe.cfg["model"], "run_dir": str(pipe.run)}
+    text = [f"# Paper experiment: {system}", "",
+            f"Claim under test: {CLAIMS.get(system, '')}.", "",
+            f"- command: `inputs/{system}/reproduce.sh` (config `{p.get('config', '')}`, "
+            f"preset {pipe.cfg.get('preset')}); run folder `{pipe.run}`",
+            f"- machine: {info['machine']['cpu']}, {info['machine']['cores']} cores, torch "
+            f"{info['machine']['torch']}, GPU {info['machine']['gpu']}; date {info['date_utc']} "
+            f"UTC; load average at the report {info['load_average']}",
+            f"- wall time: {wall / 60:.1f} min (sum of stages; see stage times below)",
+            f"- model: {pipe.cfg['model']}",
+            *[f"- {n}" for n in p.get("notes", [])], "",
+            "## Verdict per claim (as measured)", "", *[f"- {v}" for v in verdicts], "",
+            "## FFPT-FT against scratch (pipeline report)", base_md, *extra]
+    (dest / "README.md").write_text("\n".join(text) + "\n")
+    summary = {"info": info, "verdicts": verdicts,
+               **{k: pipe.results[k] for k in ("evaluate", "stability", "size_study",
+                                               "extra_tests", "per_reaction", "irc", "msd",
+                                               "metad") if k in pipe.results},
+               "scan": pipe.results["scan"]["per_model"], "stage_seconds": dict(pipe.times)}
+    atomic_write(dest / "paper_summary.json",
+                 lambda f: f.write(json.dumps(summary, indent=1, default=str).encode()))
+    return {"readme": str(dest / "README.md"), "verdicts": verdicts}
+
+
+def write_partial(cfg: dict, run_dir: Path, command: str) -> Path:
+    """PARTIAL.md in the results folder from the finished stage records of ``run_dir``."""
+    dest = Path(expand_path(cfg["paper"]["results_dir"]))
+    dest.mkdir(parents=True, exist_ok=True)
+    recs = {f.stem: json.loads(f.read_text()) for f in sorted((run_dir / ".stages").glob(
+        "*.json"))}
+    lines = ["# PARTIAL results (the run has not finished)", "",
+             f"Written {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC from the stage "
+             f"records in `{run_dir}`; load average {_load_average()}. Continue with "
+             f"`{command}` (finished stages are reused).", "",
+             "| stage | wall (s) |", "|---|---|",
+             *[f"| {k} | {v['seconds']:.0f} |" for k, v in recs.items()], ""]
+    if "evaluate" in recs:
+        lines += ["## Held-out test errors", "",
+                  *_table(["model on test set", "F MAE (meV/Å)", "E MAE (meV/atom)"],
+                          [[k, v["forces_mae_meV_A"], v["energy_mae_meV_atom"]]
+                           for k, v in recs["evaluate"]["result"].items()]), ""]
+    for k, v in recs.items():
+        if k.startswith("train_"):
+            m = v["result"]["metrics"]
+            lines.append(f"- {k}: {v['result']['epochs']} epochs, stop "
+                         f"{m.get('stop_reason', '?')}")
+    if "stability" in recs:
+        lines += ["", "## Survival", ""]
+        for mdl, per in recs["stability"]["result"]["summary"].items():
+            for t, c in per.items():
+                lines.append(f"- {mdl} {t} K: {c['n_survived']}/{c['n_runs']} survived "
+                             f"{c['duration_ps']:g} ps, median {c['median_ttf_ps']}")
+    for child in sorted(run_dir.glob("size_*")):
+        done = sorted(f.stem for f in (child / ".stages").glob("*.json"))
+        lines.append(f"- size study {child.name}: stages done {', '.join(done)}")
+    stab_runs = sorted(run_dir.glob("**/stability/runs/*/T*/seed*/record.json"))
+    if stab_runs:
+        lines += ["", f"{len(stab_runs)} MD runs finished so far:", ""]
+        for f in stab_runs:
+            d = json.loads(f.read_text())
+            lines.append(f"- {f.parent.relative_to(run_dir)}: {d['reason']}, "
+                         f"{d['time_ps']:.2f} ps")
+    (dest / "PARTIAL.md").write_text("\n".join(lines) + "\n")
+    return dest / "PARTIAL.md"
+
+
+def main() -> None:
+    import argparse
+
+    from ffpt.demo.config import load_demo_config
+
+    ap = argparse.ArgumentParser(description="PARTIAL.md of an unfinished paper experiment")
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--preset", default=None)
+    ap.add_argument("--set", dest="sets", action="append", default=[])
+    args = ap.parse_args()
+    cfg = load_demo_config(args.config, args.preset, args.sets)
+    cmd = f"ffpt demo --config {args.config}" + (f" --preset {args.preset}" if args.preset
+                                                  else "")
+    print(write_partial(cfg, Path(cfg["run_dir"]), cmd))
+
+
+if __name__ == "__main__":
+    main()
