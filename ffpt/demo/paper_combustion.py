@@ -56,7 +56,7 @@ def prepare_h2comb(pipe, spec: dict) -> dict:
     for rxn, paths in files.items():
         fs = FrameSet.concatenate([read_frames(p) for p in paths])
         perm = rng.permutation(fs.n_frames)
-        k = int(round(frac * fs.n_frames))
+        k = round(frac * fs.n_frames)
         picked.append(fs.subset(np.sort(perm[:k])))
         rest = perm[k:]
         tests[rxn] = fs.subset(np.sort(rest[:n_test]))

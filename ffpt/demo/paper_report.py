@@ -15,8 +15,6 @@ import shutil
 import time
 from pathlib import Path
 
-import numpy as np
-
 from ffpt.config import expand_path
 from ffpt.data.frames import atomic_write
 from ffpt.demo.report import _fmt, _load_average, survival_cell
