@@ -10,7 +10,7 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from ffpt.data.graph import atoms_to_batch
 from ffpt.model.checkpoint import DTYPES, load_model
-from ffpt.model.forces import batch_energy_forces
+from ffpt.model.forces import batch_energies, batch_energy_forces, virial_to_stress
 from ffpt.model.newtonnet import NewtonNet
 
 
@@ -62,15 +62,9 @@ class FFPTCalculator(Calculator):
         self.results["free_energy"] = energy
         self.results["energies"] = out["atomic_energies"].cpu().numpy().astype(np.float64)
         self.results["forces"] = out["forces"].detach().cpu().numpy().astype(np.float64)
-        if periodic:
-            from ase.stress import full_3x3_to_voigt_6_stress
-
-            if not atoms.pbc.all():
-                # stress is defined for 3D-periodic cells only
-                self.results["stress"] = np.zeros(6)
-            else:
-                virial = out["virial"][0].detach().cpu().numpy().astype(np.float64)
-                self.results["stress"] = full_3x3_to_voigt_6_stress(-virial / atoms.get_volume())
+        if periodic:  # stress is defined for 3D-periodic cells only (else zeros)
+            self.results["stress"] = (virial_to_stress(out["virial"][0], atoms.get_volume())
+                                      if atoms.pbc.all() else np.zeros(6))
 
     def batch_energies(self, numbers, positions: np.ndarray, chunk: int = 256) -> np.ndarray:
         """Energies (eV) of many non-periodic geometries ``positions[P, N, 3]`` of one molecule,
@@ -79,19 +73,15 @@ class FFPTCalculator(Calculator):
 
         from ffpt.data.frames import FrameSet
         from ffpt.data.graph import GraphSet
-        from ffpt.model.forces import edge_vectors
-
         out = []
         for c in range(0, len(positions), chunk):
             images = [Atoms(numbers=numbers, positions=x) for x in positions[c : c + chunk]]
             fs = FrameSet.from_atoms(images, energy_key=None, forces_key=None)
             gs = GraphSet(fs, self.model.elements, self.model.cutoff)
             b = gs.batch(np.arange(len(images))).to(self.device, self.dtype)
-            with torch.no_grad():
-                vec = edge_vectors(b.pos, b.edge_index, b.edge_shift)
-                atomic = self.model(b.species, b.edge_index, vec)
-                e = torch.zeros(len(images), dtype=atomic.dtype, device=atomic.device)
-                out.append(e.index_add(0, b.batch, atomic).cpu().numpy().astype(np.float64))
+            e = batch_energies(self.model, b.species, b.pos, b.edge_index, b.edge_shift,
+                               b.batch, len(images))
+            out.append(e.cpu().numpy().astype(np.float64))
         e = np.concatenate(out) if out else np.zeros(0)
         return np.where(np.isfinite(e), e, np.nan)
 

@@ -6,8 +6,7 @@ the strain derivative ``dE/d eps = -W`` (stress = -W / V in ASE's sign conventio
 code serves training (batched, ``create_graph``), the ASE calculator and the deployed artifact.
 """
 
-
-
+import numpy as np
 import torch
 from e3nn.util.jit import compile_mode
 from torch import nn
@@ -60,6 +59,23 @@ class EnergyForces(nn.Module):
         return energy.detach(), atomic.detach(), forces, virial
 
 
+@torch.no_grad()
+def batch_energies(
+    model: nn.Module,
+    species: torch.Tensor,
+    pos: torch.Tensor,
+    edge_index: torch.Tensor,
+    edge_shift: torch.Tensor,
+    batch: torch.Tensor,
+    num_graphs: int,
+) -> torch.Tensor:
+    """Per-frame energies [G] of a batch, summed in float64, without forces (fits, scans)."""
+    atomic = model(species, edge_index, edge_vectors(pos, edge_index, edge_shift)).double()
+    return torch.zeros(num_graphs, dtype=torch.float64, device=atomic.device).index_add(
+        0, batch, atomic
+    )
+
+
 def batch_energy_forces(
     model: nn.Module,
     species: torch.Tensor,
@@ -96,3 +112,13 @@ def batch_energy_forces(
             (num_graphs, 3, 3), dtype=g.dtype, device=g.device
         ).index_add(0, edge_graph, per_edge)
     return out
+
+
+def virial_to_stress(virial, volume: float) -> np.ndarray:
+    """ASE stress (eV/A^3, Voigt xx yy zz yz xz xy) from a virial [3,3] (eV): ``-W / V``,
+    symmetrised. The one conversion every ffpt ASE calculator uses."""
+    from ase.stress import full_3x3_to_voigt_6_stress
+
+    w = virial.detach().cpu().numpy() if isinstance(virial, torch.Tensor) else virial
+    w = np.asarray(w, dtype=np.float64)
+    return full_3x3_to_voigt_6_stress(-0.5 * (w + w.T) / volume)

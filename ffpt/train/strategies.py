@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from ffpt.data.graph import GraphSet
+from ffpt.model.forces import batch_energies
 from ffpt.model.newtonnet import NewtonNet
 from ffpt.train.stats import fit_shifts, force_rms
 
@@ -48,9 +49,8 @@ def model_energies(model: nn.Module, graphs: GraphSet, batch_size: int) -> np.nd
     out = []
     for s in range(0, len(graphs), batch_size):
         b = graphs.batch(np.arange(s, min(s + batch_size, len(graphs)))).to(dtype=dtype)
-        ev = b.pos[b.edge_index[1]] - b.pos[b.edge_index[0]] + b.edge_shift
-        atomic = model(b.species, b.edge_index, ev).double()
-        out.append(torch.zeros(b.num_graphs, dtype=torch.float64).index_add(0, b.batch, atomic))
+        out.append(batch_energies(model, b.species, b.pos, b.edge_index, b.edge_shift, b.batch,
+                                  b.num_graphs))
     return torch.cat(out).numpy()
 
 
