@@ -335,7 +335,7 @@ def train(
             save_checkpoint(last_path, model, mcfg, **state)
             _write_csv(log_path, history)
             if tcfg["plot_every"] and epoch % int(tcfg["plot_every"]) == 0:
-                plot_learning_curve(history, run_dir / "learning_curve.png", cfg["mode"])
+                _plot(history, run_dir, cfg["mode"])
             if epochs_bar is not None:
                 epochs_bar.update(1)
                 epochs_bar.set_postfix(
@@ -361,7 +361,7 @@ def train(
     if finetune:
         metrics["finetune"] = _ft_record(tcfg, ft_start, model, head, pt_graphs)
     if main:
-        plot_learning_curve(history, run_dir / "learning_curve.png", cfg["mode"])
+        _plot(history, run_dir, cfg["mode"])
         best = model_from_checkpoint(load_checkpoint(best_path)).eval()
         if val_graphs is not None:
             metrics["val"] = evaluate(best, val_graphs, ebs)
@@ -438,24 +438,9 @@ def _write_csv(path: Path, history: list[dict]) -> None:
     atomic_write(path, lambda f: f.write(buf.getvalue().encode()))
 
 
-def plot_learning_curve(history: list[dict], png: Path, title: str = "") -> None:
-    """Training/validation loss and force RMSE against epoch (log scale)."""
-    import matplotlib
+def _plot(history: list[dict], run_dir: Path, mode: str) -> None:
+    """``learning_curve.png``: training and validation loss and force RMSE per epoch."""
+    from ffpt.train.plots import plot_learning_curves
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ep = [h["epoch"] for h in history]
-    fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
-    ax[0].semilogy(ep, [h["train_loss"] for h in history], label="train")
-    ax[0].semilogy(ep, [h["val_loss"] for h in history], label="validation")
-    ax[0].set(xlabel="epoch", ylabel="loss", title=f"{title} loss")
-    ax[0].legend()
-    ax[1].semilogy(ep, [h["train_forces_rmse"] for h in history], label="train")
-    if "val_forces_rmse" in history[0]:
-        ax[1].semilogy(ep, [h["val_forces_rmse"] for h in history], label="validation")
-    ax[1].set(xlabel="epoch", ylabel="force RMSE (eV/Å)")
-    ax[1].legend()
-    fig.tight_layout()
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
+    plot_learning_curves({"": history}, run_dir / "learning_curve.png",
+                         splits=("train", "val"), title=mode)
