@@ -3,7 +3,6 @@ fine-tuned variant against scratch, and the PNG figures."""
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -141,26 +140,10 @@ def _plt():
 
 def plot_learning_curves(logs: dict[str, str], png: Path) -> Path:
     """Validation loss and force RMSE against epoch for each training run."""
-    plt = _plt()
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.8))
-    for name, path in logs.items():
-        with open(path) as f:
-            hist = list(csv.DictReader(f))
-        if not hist:
-            continue
-        ep = [float(h["epoch"]) for h in hist]
-        for a, key in ((ax[0], "val_loss"), (ax[1], "val_forces_rmse")):
-            k = key if key in hist[0] else key.replace("val_", "train_")
-            if k in hist[0]:
-                a.semilogy(ep, [float(h[k]) for h in hist], label=name)
-    ax[0].set(xlabel="epoch", ylabel="validation loss", title="learning curves")
-    ax[1].set(xlabel="epoch", ylabel="force RMSE (eV/Å)", title="validation force RMSE")
-    for a in ax:
-        a.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
-    return png
+    from ffpt.train.plots import plot_learning_curves as plot
+
+    return plot(logs, png, title="learning curves",
+                metrics=(("loss", "validation loss"), ("forces_rmse", "force RMSE (eV/Å)")))
 
 
 def plot_rdfs(curves: dict[str, tuple[np.ndarray, np.ndarray]], png: Path) -> Path:
