@@ -11,7 +11,9 @@ import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from ffpt.md.analysis import check_stability, frame_broken, rdf, read_lammps_dump
+from ffpt.analysis.rdf import rdf
+from ffpt.analysis.water_stability import check_stability, frame_broken
+from ffpt.lammps.io import read_lammps_dump
 
 
 def test_tip3p_liquid_sampler_gives_liquid_water(tmp_path):

@@ -491,7 +491,7 @@ run 100000
 def test_morse_well_tempered_recovers_free_energy(morse_hills):
     """200 ps well-tempered (gamma 6) on r: RMSE to V(r) - 2kT ln r below 2 kJ/mol (0.8 kT)
     over 1.25-3.0 A (F up to ~35 kJ/mol), after the best constant shift."""
-    from ffpt.md.fes import read_hills, sum_hills
+    from ffpt.analysis.fes import read_hills, sum_hills
 
     hills = read_hills(morse_hills)
     assert len(hills.heights) == 1000
@@ -506,7 +506,7 @@ def test_morse_well_tempered_recovers_free_energy(morse_hills):
 
 
 def test_fes_equals_plumed_sum_hills(morse_hills, tmp_path):
-    from ffpt.md.fes import read_hills, sum_hills
+    from ffpt.analysis.fes import read_hills, sum_hills
 
     plumed_command(["sum_hills", "--hills", str(morse_hills), "--min", "0.05", "--max", "0.6",
                     "--bin", "550", "--outfile", "fes_ref.dat"], cwd=tmp_path)
@@ -519,7 +519,7 @@ def test_fes_2d_equals_sum_hills_and_plots(tmp_path):
     """Synthetic 2D well-tempered HILLS: `ffpt fes` = sum_hills, PNG + convergence written."""
     from click.testing import CliRunner
 
-    from ffpt.md.fes import fes_cmd, read_hills, sum_hills
+    from ffpt.analysis.fes import fes_cmd, read_hills, sum_hills
 
     rng = np.random.default_rng(3)
     n = 300
@@ -750,7 +750,7 @@ def test_rxn09_with_deployed_ffpt_model(tmp_path, plugin):
     assert np.loadtxt(d / "COLVAR").shape == (4, 5)
     from click.testing import CliRunner
 
-    from ffpt.md.fes import fes_cmd
+    from ffpt.analysis.fes import fes_cmd
 
     res = CliRunner().invoke(fes_cmd, [str(d / "HILLS")])
     assert res.exit_code == 0, res.output
@@ -768,7 +768,7 @@ def test_metad_cli_with_checkpoint_and_artifact(tmp_path):
     import torch
     from click.testing import CliRunner
 
-    from ffpt.md.metad_cli import metad
+    from ffpt.md.cli import metad
 
     torch.manual_seed(0)
     d = _combustion_case(tmp_path, "09")
@@ -790,7 +790,7 @@ def test_metad_cli_with_checkpoint_and_artifact(tmp_path):
 def test_metad_cli_with_teacher(tmp_path):
     from click.testing import CliRunner
 
-    from ffpt.md.metad_cli import metad
+    from ffpt.md.cli import metad
 
     d = _combustion_case(tmp_path, "09")
     res = CliRunner().invoke(metad, ["--calc", "qforce-h2", "-g", str(d / "geometry.xyz"),

@@ -127,10 +127,10 @@ def test_swapped_library_never_runs_in_python(pt2, evil_so, tmp_path, private_tm
     with pytest.raises(expected[0], match=expected[1]) as exc:
         load_deployed(evil)
     assert "\n" not in str(exc.value)
-    from ffpt.md.metad_cli import model_calculator
+    from ffpt.calculator import load_calculator  # what ffpt metad and ffpt scan use
 
     with pytest.raises(Exception, match=expected[1]):  # the CLI may wrap it
-        model_calculator(evil)
+        load_calculator(evil)
     assert not marker.exists(), "the library's constructor ran"
     assert _leftovers(private_tmp) == []
 

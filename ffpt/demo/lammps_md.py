@@ -9,16 +9,17 @@ from pathlib import Path
 
 import numpy as np
 
+from ffpt.analysis.water_stability import CRITERION, check_stability
 from ffpt.lammps.io import langevin_input, read_dump_frames, read_log, write_data
 from ffpt.lammps.runner import LammpsError, failure_message, run_lammps
-from ffpt.md.analysis import CRITERION, check_stability
 
 
 def run_nvt(artifact: str, elements: list[str], start: str, workdir: Path, md: dict,
             stability: dict, echo: Callable[[str], None] = print,
             progress: bool = False) -> dict:
     """Run ``md['steps']`` steps of Langevin NVT from ``start``; returns the stability record
-    (steps completed, failure step and reason by :data:`ffpt.md.analysis.CRITERION`)."""
+    (steps completed, failure step and reason by
+    :data:`ffpt.analysis.water_stability.CRITERION`)."""
     from ase.data import atomic_numbers
     from ase.io import read
 

@@ -263,7 +263,7 @@ def product_state(z: np.ndarray, pos: np.ndarray, cell: np.ndarray) -> str:
 def fes_convergence(d: Path, slices: int) -> dict:
     """``ffpt fes HILLS --slices N`` (fes.dat, fes.png with the convergence panel) and the RMS
     change of the FES between the last two slices in the region below 100 kJ/mol."""
-    from ffpt.md.fes import compute_fes, plot_fes, write_fes
+    from ffpt.analysis.fes import compute_fes, plot_fes, write_fes
 
     fes = compute_fes(d / "HILLS", n_slices=slices)
     write_fes(fes, d / "fes.dat")

@@ -166,8 +166,8 @@ def _water_rdfs(pipe, png: Path) -> Path | None:
     from ase.data import atomic_numbers
     from ase.io import read
 
+    from ffpt.analysis.rdf import rdf
     from ffpt.lammps.io import read_dump_frames
-    from ffpt.md.analysis import rdf
 
     curves = {}
     ref = pipe.run / "data" / "ft_structures.npz"

@@ -1,2 +1,3 @@
-"""Molecular dynamics: metadynamics through ASE + PLUMED (metad), free-energy surfaces (fes),
-LAMMPS samplers and analysis."""
+"""Molecular dynamics through ASE: well-tempered metadynamics with PLUMED (``metad.py``) and
+its command ``ffpt metad`` (``cli.py``). LAMMPS MD lives in :mod:`ffpt.lammps`; analysis of
+trajectories (RDF, MSD, FES, stability) in :mod:`ffpt.analysis`."""

@@ -13,7 +13,6 @@ time evolution of the dissociation free energy) and small copies of COLVAR/HILLS
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import shutil
 from pathlib import Path
@@ -48,38 +47,17 @@ def shared_data(arg: str | None) -> Path:
     return Path(arg) if arg else shared_data_dir()
 
 
-def read_log(path: Path) -> dict[str, np.ndarray]:
-    with open(path) as f:
-        rows = list(csv.DictReader(f))
-    return {k: np.array([float(r[k]) if r[k] not in ("", None) else np.nan for r in rows])
-            for k in rows[0]}
-
-
 def learning_curves(runs: Path, out: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Validation force and energy MAE (kcal/mol) against wall time for the FT and scratch
+    runs (the PT run's own curve is copied as ``learning_curve_pt.png``)."""
+    from ffpt.train.plots import plot_learning_curves
 
-    fig, ax = plt.subplots(1, 3, figsize=(14, 4))
-    pt = read_log(runs / "pt" / "log.csv")
-    ax[0].semilogy(pt["epoch"], pt["val_forces_mae"], label="val force MAE (eV/A)")
-    ax[0].semilogy(pt["epoch"], pt["val_energy_per_atom_mae"], label="val E/atom MAE (eV)")
-    ax[0].set(title="pre-training (qforce-h2 labels)", xlabel="epoch")
-    ax[0].legend()
-    for m in MODELS:
-        log = read_log(runs / m / "log.csv")
-        t = log["time_s"] / 60
-        ax[1].semilogy(t, log["val_forces_mae"] * EV_TO_KJ / 4.184, label=LABEL[m])
-        ax[2].semilogy(t, log["val_energy_mae"] * EV_TO_KJ / 4.184, label=LABEL[m])
-    ax[1].set(title="rxn 9 ab initio: validation force MAE", xlabel="wall time (min)",
-              ylabel="kcal/mol/A")
-    ax[2].set(title="rxn 9 ab initio: validation energy MAE", xlabel="wall time (min)",
-              ylabel="kcal/mol")
-    for a in ax[1:]:
-        a.legend()
-    fig.tight_layout()
-    fig.savefig(out / "learning_curves.png", dpi=110)
-    plt.close(fig)
+    plot_learning_curves(
+        {LABEL[m]: runs / m / "log.csv" for m in MODELS}, out / "learning_curves.png",
+        metrics=(("forces_mae", "validation force MAE (kcal/mol/Å)"),
+                 ("energy_mae", "validation energy MAE (kcal/mol)")),
+        x="time_s", x_scale=1 / 60, y_scale=EV_TO_KJ / 4.184, xlabel="wall time (min)",
+        title="rxn 9 ab initio (qforce-h2 PT)")
 
 
 def pes_cuts(runs: Path, data: Path, out: Path) -> dict:
@@ -278,7 +256,7 @@ def fes_analysis(runs: Path, out: Path, n_slices: int = 8) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ffpt.md.fes import compute_fes, plot_fes
+    from ffpt.analysis.fes import compute_fes, plot_fes
 
     res: dict = {}
     fig, ax = plt.subplots(1, 2, figsize=(11, 4))
@@ -327,7 +305,7 @@ def fes_analysis(runs: Path, out: Path, n_slices: int = 8) -> dict:
 
 
 def read_hills_heights(path: Path) -> np.ndarray:
-    from ffpt.md.fes import read_hills
+    from ffpt.analysis.fes import read_hills
     return read_hills(path).heights
 
 

@@ -3,14 +3,14 @@
     ffpt metad model.pt -g geometry.xyz -p plumed.dat -o runs/rxn09 --steps 250000
     ffpt metad --calc qforce-h2 -g geometry.xyz -p plumed.dat -o runs/test --steps 2000
 
-MODEL is a training checkpoint (``FFPTCalculator``) or an ``ffpt-deploy`` artifact (detected
-from its metadata); ``--calc`` uses a built-in teacher force field instead (for testing).
+MODEL is a training checkpoint or an ``ffpt-deploy`` artifact (``ffpt.calculator.load_calculator``
+tells them apart by content); ``--calc`` uses a built-in teacher force field instead (for
+testing; any atom order).
 """
 
 from __future__ import annotations
 
 import itertools
-import os
 from pathlib import Path
 
 import click
@@ -62,26 +62,6 @@ def teacher_calculator(name: str, atoms: Atoms) -> Calculator:
     return PermutedCalculator(teacher, best)
 
 
-def model_calculator(model: str | os.PathLike, dtype: str = "float64") -> Calculator:
-    """ASE calculator of a checkpoint or of a deployed artifact."""
-    path = Path(model)
-    if not path.is_file():
-        raise click.BadParameter(f"model file {path} not found", param_hint="MODEL")
-    try:
-        from ffpt.deploy.artifact import load_deployed, read_metadata
-
-        read_metadata(path)
-    except ImportError:
-        pass
-    except (ValueError, OSError):
-        pass  # not an artifact: a checkpoint
-    else:
-        return load_deployed(path).calculator()
-    from ffpt.calculator import FFPTCalculator
-
-    return FFPTCalculator(str(path), dtype=dtype)
-
-
 @click.command("metad")
 @click.argument("model", required=False, type=click.Path(dir_okay=False))
 @click.option("--calc", "teacher", default=None,
@@ -122,7 +102,14 @@ def metad(model, teacher, geometry, plumed_input, out_dir, steps, temperature, f
     except ImportError:
         pass
     atoms = read(geometry)
-    calc = teacher_calculator(teacher, atoms) if teacher else model_calculator(model, dtype)
+    if teacher:
+        calc = teacher_calculator(teacher, atoms)
+    elif not Path(model).is_file():
+        raise click.BadParameter(f"model file {model} not found", param_hint="MODEL")
+    else:
+        from ffpt.calculator import load_calculator
+
+        calc = load_calculator(model, dtype)
     try:
         res = run_metad(atoms, calc, plumed_input, out_dir, steps=steps,
                         temperature_K=temperature, friction_per_ps=friction,

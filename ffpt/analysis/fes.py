@@ -5,7 +5,8 @@ heights ``w_i`` as PLUMED writes them (for well-tempered METAD already multiplie
 gamma/(gamma-1), so the sum is the free-energy estimate) and the truncated, shifted
 Gaussians sum_hills uses (zero beyond sqrt(12.5) = 3.54 sigma). Diagonal (non-multivariate)
 hills, 1 to 3 CVs, periodic CVs through ``#! SET min_X/max_X``. Units are those of the
-HILLS file (PLUMED default: kJ/mol, CVs in nm).
+HILLS file (PLUMED default: kJ/mol, CVs in nm). HILLS files may be xz- or gzip-compressed
+(``HILLS.xz``, ``HILLS.gz``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,19 @@ def _parse_number(text: str) -> float:
     return sign * float(t)
 
 
+def read_text(path: str | os.PathLike) -> str:
+    """A PLUMED text file (HILLS, COLVAR), plain or compressed (``.xz``, ``.gz``)."""
+    path = Path(path)
+    if path.suffix in (".xz", ".gz"):
+        import gzip
+        import lzma
+
+        opener = lzma.open if path.suffix == ".xz" else gzip.open
+        with opener(path, "rt") as f:
+            return f.read()
+    return path.read_text()
+
+
 def read_hills(path: str | os.PathLike) -> Hills:
     """Parse a PLUMED HILLS file (restarted files with repeated headers are fine)."""
     path = Path(path)
@@ -53,7 +67,7 @@ def read_hills(path: str | os.PathLike) -> Hills:
     fields: list[str] | None = None
     sets: dict[str, str] = {}
     rows: list[list[float]] = []
-    for line in path.read_text().splitlines():
+    for line in read_text(path).splitlines():
         if line.startswith("#!"):
             words = line.split()
             if len(words) > 2 and words[1] == "FIELDS":
