@@ -542,6 +542,15 @@ def test_fes_2d_equals_sum_hills_and_plots(tmp_path):
     assert res.exit_code == 0, res.output
     assert (tmp_path / "f.png").stat().st_size > 10_000
     assert np.loadtxt(tmp_path / "f.dat").shape[1] == 3
+    # compressed HILLS (committed benchmark results): the same hills
+    import gzip
+    import lzma
+
+    for suffix, opener in ((".xz", lzma.open), (".gz", gzip.open)):
+        packed = tmp_path / f"HILLS{suffix}"
+        with opener(packed, "wt") as fh:
+            fh.write(path.read_text())
+        np.testing.assert_array_equal(sum_hills(read_hills(packed), axes), f)
 
 
 # ---------------------------------------------------------------- ASE route end to end

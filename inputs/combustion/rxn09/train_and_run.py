@@ -7,7 +7,7 @@ Reads the run folders (pt, ft, scratch, metad_ft, metad_scratch) and writes to `
 ``results.json`` (test MAEs, MD speed and stability, free-energy estimates),
 ``learning_curves.png``, ``pes_cuts.png`` (IRC energies and a rigid O-H stretch),
 ``fes_<model>.png`` (2D FES with convergence slices), ``fes_profile.png`` (F(d_OH) and the
-time evolution of the dissociation free energy) and small copies of COLVAR/HILLS.
+time evolution of the dissociation free energy) and xz-compressed copies of COLVAR/HILLS.
 """
 
 from __future__ import annotations
@@ -310,12 +310,16 @@ def read_hills_heights(path: Path) -> np.ndarray:
 
 
 def copy_small(src: Path, dst: Path, limit: int = 1_000_000) -> None:
-    """Copy a PLUMED text file, keeping every k-th data line when it exceeds ``limit`` bytes."""
+    """xz-compressed copy ``dst.xz`` of a PLUMED text file, keeping every k-th data line when
+    it exceeds ``limit`` bytes (``ffpt fes`` and ``ffpt.analysis.fes`` read ``.xz`` files)."""
+    import lzma
+
     lines = src.read_text().splitlines(keepends=True)
     size = sum(len(x) for x in lines)
     k = int(np.ceil(size / limit))
     kept = [x for i, x in enumerate(lines) if x.startswith("#") or i % k == 0]
-    dst.write_text("".join(kept))
+    with lzma.open(f"{dst}.xz", "wt", preset=9) as f:
+        f.write("".join(kept))
 
 
 def main() -> None:
