@@ -50,13 +50,40 @@ class EnergyForces(nn.Module):
         edge_vec.requires_grad_(True)
         atomic = self.model(species, edge_index, edge_vec)
         energy = atomic[:nlocal].sum()
-        grad_outputs: list[torch.Tensor | None] = [torch.ones_like(energy)]
-        g = torch.autograd.grad([energy], [edge_vec], grad_outputs=grad_outputs)[0]
-        if g is None:
-            g = torch.zeros_like(edge_vec)
-        forces = forces_from_edge_grad(g, edge_index, pos.shape[0])
-        virial = -edge_vec.detach().t() @ g
+        forces, virial = forces_virial(energy, edge_vec, edge_index, pos.shape[0])
         return energy.detach(), atomic.detach(), forces, virial
+
+
+class MaskedEnergyForces(nn.Module):
+    """AOTInductor deploy interface (``ffpt.deploy.aoti``): as :class:`EnergyForces`, with a
+    float mask of the atoms whose energies are summed instead of ``nlocal`` (an integer would
+    bake an ``N >= nlocal`` guard into the compiled graph).
+
+    ``forward(pos, species, edge_index, edge_shift, local_mask) -> (E, E_i, F, W)``.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, pos, species, edge_index, edge_shift, local_mask):
+        edge_vec = edge_vectors(pos, edge_index, edge_shift).detach()
+        edge_vec.requires_grad_(True)
+        atomic = self.model(species, edge_index, edge_vec)
+        energy = (atomic * local_mask).sum()
+        forces, virial = forces_virial(energy, edge_vec, edge_index, pos.shape[0])
+        return energy.detach(), atomic.detach(), forces, virial
+
+
+def forces_virial(
+    energy: torch.Tensor, edge_vec: torch.Tensor, edge_index: torch.Tensor, n_atoms: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forces [N,3] and virial ``-sum_e r_e (x) dE/dr_e`` [3,3] of one structure's energy."""
+    grad_outputs: list[torch.Tensor | None] = [torch.ones_like(energy)]
+    g = torch.autograd.grad([energy], [edge_vec], grad_outputs=grad_outputs)[0]
+    if g is None:
+        g = torch.zeros_like(edge_vec)
+    return forces_from_edge_grad(g, edge_index, n_atoms), -edge_vec.detach().t() @ g
 
 
 @torch.no_grad()
