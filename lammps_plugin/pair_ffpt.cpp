@@ -64,8 +64,6 @@ using namespace LAMMPS_NS;
 
 // the artifact contract (FFPT_FORMAT_TAG, FFPT_FORMAT_VERSION, FFPT_METADATA_RECORD,
 // FFPT_HASH_KEY, FFPT_UNHASHED_RECORD) comes from ffpt/deploy via CMake compile definitions
-static constexpr double MIN_DISTANCE = 0.1;    // Angstrom; closer atoms: broken coordinates
-static constexpr double MAX_FORCE = 1.0e4;     // eV/A; larger: broken structure or model
 static constexpr double MASS_TOLERANCE = 0.5;  // u; type mass vs the element's standard mass
 
 namespace {
@@ -145,8 +143,10 @@ std::string major_minor(const std::string &v)
 
 PairFFPT::PairFFPT(LAMMPS *lmp) :
     Pair(lmp), fold(true), use_ghosts(false), model_loaded(false), check_masses(true), trust(false),
+    exchange_request(AUTO), layers(false), timing(false), node_channels(0), layer_hops(1), timed_steps(0),
     device(torch::kCPU), dtype(torch::kFloat64), cutoff(0.0), num_interactions(0)
 {
+  std::fill(timers, timers + T_COUNT, 0.0);
   single_enable = 0;
   restartinfo = 0;
   one_coeff = 1;
@@ -220,23 +220,31 @@ void PairFFPT::settings(int narg, char **arg)
   int iarg = 0;
   while (iarg < narg) {
     const std::string key = arg[iarg];
-    if (key == "fold" || key == "check_masses" || key == "trust") {
+    if (key == "fold" || key == "check_masses" || key == "trust" || key == "timing") {
       if (iarg + 1 >= narg) error->all(FLERR, "pair_style ffpt: '{}' needs yes or no", key);
       const bool on = utils::logical(FLERR, arg[iarg + 1], false, lmp) == 1;
       if (key == "fold") fold = on;
       else if (key == "check_masses") check_masses = on;
+      else if (key == "timing") timing = on;
       else trust = on;
+      iarg += 2;
+    } else if (key == "exchange") {
+      const std::string v = iarg + 1 < narg ? arg[iarg + 1] : "";
+      if (v == "auto") exchange_request = AUTO;
+      else if (v == "shell") exchange_request = SHELL;
+      else if (v == "layer") exchange_request = LAYER;
+      else
+        error->all(FLERR, "pair_style ffpt: 'exchange' needs auto, shell or layer, got '{}'", v);
       iarg += 2;
     } else {
       error->all(FLERR,
-                 "pair_style ffpt: unknown keyword '{}'; usage: pair_style ffpt [fold yes|no] "
+                 "pair_style ffpt: unknown keyword '{}'; usage: pair_style ffpt "
+                 "[exchange auto|shell|layer] [fold yes|no] [timing yes|no] "
                  "[check_masses yes|no] [trust yes|no] "
                  "(the model file and elements go into pair_coeff * * model.pt El1 El2 ...)",
                  arg[iarg]);
     }
   }
-  use_ghosts = comm->nprocs > 1 || !fold;
-  ghostneigh = use_ghosts ? 1 : 0;
 }
 
 /* Read the artifact once, verify it, then load exactly the verified bytes: the content hash
@@ -432,6 +440,8 @@ void PairFFPT::check_metadata(const std::string &path, std::map<std::string, std
   while (ms >> m) model_masses.push_back(m);
   cutoff = std::atof(kv["cutoff"].c_str());
   num_interactions = std::atoi(kv["num_interactions"].c_str());
+  node_channels = std::max(0, std::atoi(kv["node_features"].c_str()));    // absent: old artifact
+  layer_hops = std::max(1, std::atoi(kv["layer_hops"].c_str()));
   if (elements.empty() || cutoff <= 0.0 || num_interactions <= 0 ||
       model_masses.size() != elements.size())
     error->all(FLERR, "pair_style ffpt: '{}' has incomplete metadata (elements, masses, cutoff, "
@@ -511,10 +521,25 @@ void PairFFPT::init_style()
                  model_path, t, total[t]);
   check_type_masses();
 
-  if (use_ghosts) {
+  // per-layer exchange (pair_ffpt_layers.cpp) or the ghost shell covering the receptive field
+  const bool can_layer = node_channels > 0 && !aoti;
+  if (exchange_request == LAYER && !can_layer)
+    error->all(FLERR,
+               "pair_style ffpt exchange layer: '{}' has no per-layer pieces ({}); use "
+               "'exchange shell' or re-deploy the NewtonNet checkpoint as TorchScript with this "
+               "ffpt (ffpt-deploy CHECKPOINT -o model.pt)",
+               model_path, aoti ? "an AOTInductor package" : "an older or non-NewtonNet artifact");
+  layers = exchange_request == LAYER || (exchange_request == AUTO && can_layer && comm->nprocs > 1);
+  use_ghosts = layers ? layer_hops > 1 : (comm->nprocs > 1 || !fold);
+  ghostneigh = use_ghosts ? 1 : 0;
+  comm_forward = comm_reverse = layers ? node_channels : 0;
+  if (layers && !use_ghosts) {
+    neighbor->add_request(this, NeighConst::REQ_FULL);
+  } else if (use_ghosts) {
     neighbor->add_request(this, NeighConst::REQ_FULL | NeighConst::REQ_GHOST);
-    // ghost shell = receptive field (+ skin so it stays valid until the next reneighbouring)
-    double need = num_interactions * cutoff + neighbor->skin;
+    // ghost shell = receptive field (+ skin so it stays valid until the next reneighbouring);
+    // per-layer exchange: the edges one interaction reaches
+    double need = (layers ? layer_hops : num_interactions) * cutoff + neighbor->skin;
     if (comm->cutghostuser < need) {
       comm->cutghostuser = need;
       if (comm->me == 0)
@@ -525,7 +550,9 @@ void PairFFPT::init_style()
   }
   if (comm->me == 0)
     utils::logmesg(lmp, "pair_style ffpt: {} graph, {}\n", fold ? "folded" : "unfolded",
-                   use_ghosts ? "ghost shell covers the receptive field" : "single domain");
+                   layers ? fmt::format("per-layer exchange of ghost features ({} per atom)",
+                                        node_channels)
+                          : use_ghosts ? "ghost shell covers the receptive field" : "single domain");
 }
 
 double PairFFPT::init_one(int i, int j)
@@ -539,8 +566,15 @@ void PairFFPT::compute(int eflag, int vflag)
   ev_init(eflag, vflag);
   if (vflag_atom)
     error->all(FLERR, "pair_style ffpt does not provide per-atom virials (compute stress/atom)");
+  tick = std::chrono::steady_clock::now();
+  timed_steps++;
+  if (layers) {
+    compute_layers();
+    return;
+  }
 
   const int nnodes = fold ? build_folded_graph() : build_unfolded_graph();
+  lap(T_GRAPH);
   const int nlocal = atom->nlocal;
   double **f = atom->f;
 
@@ -558,6 +592,7 @@ void PairFFPT::compute(int eflag, int vflag)
                            .to(device);
   torch::Tensor eshift =
       torch::from_blob(edge_shift.data(), {nedges, 3}, f64).to(device, dtype, false, true);
+  lap(T_TO_MODEL);
 
   std::vector<torch::Tensor> res;
   try {
@@ -575,6 +610,7 @@ void PairFFPT::compute(int eflag, int vflag)
     std::string msg = e.what();
     error->one(FLERR, "pair_style ffpt: the model failed: {}", msg.substr(0, 400));
   }
+  lap(T_FORWARD);    // forward and backward: one model call
   // energy = double sum of the owned atoms' energies in index order: equals the sum of
   // compute pe/atom and does not depend on the model's (float32) reduction order
   torch::Tensor ae = res[1].to(torch::kCPU, torch::kFloat64).contiguous();
@@ -609,6 +645,51 @@ void PairFFPT::compute(int eflag, int vflag)
     virial[4] += 0.5 * (wp[2] + wp[6]);
     virial[5] += 0.5 * (wp[5] + wp[7]);
   }
+  lap(T_FROM_MODEL);
+}
+
+void PairFFPT::lap(int which)
+{
+  const auto now = std::chrono::steady_clock::now();
+  timers[which] += std::chrono::duration<double>(now - tick).count();
+  tick = now;
+}
+
+/* pair_style ffpt timing yes: ms per step of each part (mean over ranks, and the slowest rank),
+   and the peak resident memory per rank; then the timers restart for the next run. */
+void PairFFPT::finish()
+{
+  if (timing && timed_steps > 0) {
+    static const char *names[T_COUNT] = {"graph build", "copies to the model",
+                                         "model forward", "model backward",
+                                         "ghost exchange", "forces/energy/virial out"};
+    double mine[T_COUNT + 1], sum[T_COUNT + 1], most[T_COUNT + 1];
+    double total = 0.0;
+    for (int t = 0; t < T_COUNT; t++) total += (mine[t] = 1e3 * timers[t] / timed_steps);
+    mine[T_COUNT] = total;
+    MPI_Allreduce(mine, sum, T_COUNT + 1, MPI_DOUBLE, MPI_SUM, world);
+    MPI_Allreduce(mine, most, T_COUNT + 1, MPI_DOUBLE, MPI_MAX, world);
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    double rss = 0.0, rss_max = 0.0;
+    while (std::getline(status, line))
+      if (starts_with(line, "VmHWM:")) rss = std::atof(line.substr(6).c_str()) / 1024.0;
+    MPI_Allreduce(&rss, &rss_max, 1, MPI_DOUBLE, MPI_MAX, world);
+    if (comm->me == 0) {
+      const int n = comm->nprocs;
+      std::string text = fmt::format(
+          "pair_style ffpt timing ({} exchange, {} steps, {} rank(s)): ms/step mean over ranks "
+          "(slowest rank)\n", layers ? "layer" : "shell", timed_steps, n);
+      for (int t = 0; t < T_COUNT; t++)
+        text += fmt::format("  {:<26s} {:10.3f} ({:.3f})\n", names[t], sum[t] / n, most[t]);
+      text += fmt::format("  {:<26s} {:10.3f} ({:.3f})\n", "total in pair_style",
+                          sum[T_COUNT] / n, most[T_COUNT]);
+      text += fmt::format("  peak memory (VmHWM) per rank: {:.1f} MB (largest rank)\n", rss_max);
+      utils::logmesg(lmp, text);
+    }
+  }
+  std::fill(timers, timers + T_COUNT, 0.0);
+  timed_steps = 0;
 }
 
 /* Non-finite or absurd forces: an error naming the atom (not a silently exploding run). */
@@ -642,7 +723,10 @@ double PairFFPT::memory_usage()
   double bytes = Pair::memory_usage();
   bytes += (double) (edge_i.capacity() + edge_j.capacity() + species.capacity()) * sizeof(int64_t);
   bytes += (double) (edge_shift.capacity() + node_pos.capacity()) * sizeof(double);
-  bytes += (double) (tag2node.capacity() + node_atom.capacity() + node_hop.capacity()) * sizeof(int);
+  bytes += (double) (tag2node.capacity() + node_atom.capacity() + node_hop.capacity() +
+                     edge_atom.capacity()) * sizeof(int);
+  bytes += (double) (edge_vec.capacity() + comm_rows.capacity() + atom_force.capacity()) *
+      sizeof(double);
   return bytes;
 }
 

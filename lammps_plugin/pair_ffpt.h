@@ -1,6 +1,7 @@
 /* pair_style ffpt: ffpt machine-learned potentials (TorchScript artifacts from ffpt-deploy).
  *
- *   pair_style ffpt [fold yes|no] [check_masses yes|no] [trust yes|no]
+ *   pair_style ffpt [exchange auto|shell|layer] [fold yes|no] [timing yes|no]
+ *                   [check_masses yes|no] [trust yes|no]
  *   pair_coeff * * model.pt O H        (one element symbol or NULL per LAMMPS atom type)
  *
  * Everything else (elements, masses, cutoff, interaction layers, dtype) is read from the
@@ -14,6 +15,7 @@
 
 #include <torch/script.h>
 
+#include <chrono>
 #include <map>
 #include <memory>
 
@@ -37,6 +39,11 @@ class PairFFPT : public Pair {
   void init_style() override;
   double init_one(int, int) override;
   double memory_usage() override;
+  void finish() override;
+  int pack_forward_comm(int, int *, double *, int, int *) override;
+  void unpack_forward_comm(int, int, double *) override;
+  int pack_reverse_comm(int, int, double *) override;
+  void unpack_reverse_comm(int, int *, double *) override;
 
  protected:
   bool fold;          // fold periodic images / duplicate ghosts onto one node per atom ID
@@ -44,6 +51,14 @@ class PairFFPT : public Pair {
   bool model_loaded;
   bool check_masses;  // type masses must match the elements' standard masses (0.5 u)
   bool trust;         // load a compiled .pt2 even if it is not on the allow-list
+  static constexpr double MIN_DISTANCE = 0.1;    // Angstrom; closer atoms: broken coordinates
+  static constexpr double MAX_FORCE = 1.0e4;     // eV/A; larger: broken structure or model
+  enum Exchange { AUTO, SHELL, LAYER };
+  Exchange exchange_request;    // from pair_style (auto: layer with > 1 rank if the model can)
+  bool layers;                  // this run exchanges node features after every layer
+  bool timing;                  // time the parts of a step, print them at the end of a run
+  int node_channels;            // doubles per atom exchanged between layers (0: no pieces)
+  int layer_hops;               // edges one interaction reaches (2 with displacements)
   std::string aoti_dir;               // private folder with the verified .pt2 records
   std::vector<double> model_masses;   // standard masses of the model's elements (u)
   torch::jit::Module model;                                     // TorchScript artifact
@@ -60,8 +75,23 @@ class PairFFPT : public Pair {
   std::vector<int64_t> edge_i, edge_j, species;
   std::vector<double> edge_shift, node_pos;
   std::vector<int> tag2node, node_atom, node_hop;
+  // per-layer exchange: LAMMPS atom of each edge's neighbour, edge vectors, per-atom comm rows
+  std::vector<int> edge_atom, atom2node;    // atom2node: node of each ghost atom (fold no)
+  std::vector<double> edge_vec, comm_rows, atom_force;
+
+  // timers (seconds summed over the steps of a run), see finish()
+  enum Timer { T_GRAPH, T_TO_MODEL, T_FORWARD, T_BACKWARD, T_EXCHANGE, T_FROM_MODEL, T_COUNT };
+  double timers[T_COUNT];
+  long timed_steps;
+  std::chrono::steady_clock::time_point tick;
+  void lap(int which);
 
   int build_folded_graph();
+  int build_layer_graph();
+  void compute_layers();
+  torch::Tensor exchange_forward(const torch::Tensor &x, int nnodes);
+  torch::Tensor exchange_reverse(const torch::Tensor &g, int nnodes);
+  void add_forces_and_virial(const double *g, int nnodes);
   int build_unfolded_graph();
   void set_node(int k, int a);
 

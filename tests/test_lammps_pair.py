@@ -131,6 +131,67 @@ def test_cell_smaller_than_cutoff(toy_artifact, tmp_path, nprocs, style):
     _compare(_triclinic(_water_box(2, seed=2)), toy_artifact, tmp_path, nprocs, style)
 
 
+# --------------------------------------------------------------------------- per-layer exchange
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["plain", "displacement"])
+def newtonnet_artifact(request, tmp_path_factory) -> Path:
+    """A random NewtonNet with 3 interactions (receptive field 10.5 A > the 6-12 A cells),
+    deployed with its per-layer pieces."""
+    from ffpt.model.newtonnet import NewtonNet
+
+    torch.manual_seed(7)
+    model = NewtonNet(["H", "C", "O"], features=8, num_radial=6, cutoff=3.5, num_interactions=3,
+                      displacement=request.param)
+    path = tmp_path_factory.mktemp("nn") / "nn.pt"
+    meta = deploy_model(model, path)
+    assert meta.node_features == 8 * (7 if request.param else 4)
+    return path
+
+
+LAYER_CASES = {  # system, (nprocs, pair_style) runs
+    "water64": (lambda: _water_box(4), [(1, "ffpt exchange layer"),
+                                        (1, "ffpt exchange layer fold no"),
+                                        (2, "ffpt"), (4, "ffpt exchange layer")]),
+    "triclinic": (lambda: _triclinic(_water_box(3, seed=1)), [(2, "ffpt"), (4, "ffpt")]),
+    "small_cell": (lambda: _triclinic(_water_box(2, seed=2)),
+                   [(1, "ffpt exchange layer fold no"), (2, "ffpt"),
+                    (2, "ffpt exchange layer fold no"), (4, "ffpt")]),
+    "aspirin": (_aspirin, [(2, "ffpt"), (4, "ffpt")]),
+}
+
+
+@pytest.mark.parametrize("system", list(LAYER_CASES))
+def test_layer_exchange(newtonnet_artifact, tmp_path, system):
+    """Per-layer ghost exchange (the default with > 1 rank for NewtonNet artifacts) against the
+    Python evaluation: cells smaller than the receptive field (6.2 A triclinic: several images of
+    one atom are neighbours), triclinic, non-periodic; 1, 2 and 4 ranks, folded and not."""
+    make, runs = LAYER_CASES[system]
+    atoms = make()
+    ref = load_deployed(newtonnet_artifact).evaluate(atoms)
+    for k, (nprocs, style) in enumerate(runs):
+        got = _compare(atoms, newtonnet_artifact, tmp_path / str(k), nprocs, style, ref=ref)
+        assert "per-layer exchange of ghost features" in got["stdout"], style
+        assert "ghost shell covers" not in got["stdout"]
+
+
+def test_layer_equals_shell(newtonnet_artifact, tmp_path):
+    """Both exchange modes give the same numbers on 2 ranks (64 waters)."""
+    atoms = _water_box(4, seed=3)
+    shell = single_point(atoms, newtonnet_artifact, tmp_path / "s", nprocs=2,
+                         pair_style="ffpt exchange shell")
+    assert "ghost shell covers the receptive field" in shell["stdout"]
+    _compare(atoms, newtonnet_artifact, tmp_path / "l", 2, "ffpt exchange layer", ref=shell)
+
+
+def test_layer_exchange_needs_pieces(toy_artifact):
+    """An artifact without per-layer pieces runs the ghost shell by default; asking for the
+    layer exchange is an error that says what to do."""
+    msg = _error(BOX.format(units="metal", newton="", ntypes=2),
+                 f"pair_coeff * * {toy_artifact} O H", "ffpt exchange layer")
+    assert "has no per-layer pieces" in msg and "exchange shell" in msg, msg
+
+
 @pytest.fixture(scope="module")
 def trained_water(tmp_path_factory):
     """A small NewtonNet trained for a few epochs on RPBE-D3 water (shared data), deployed."""
@@ -152,8 +213,9 @@ def trained_water(tmp_path_factory):
     return result.best_checkpoint, artifact, read(data, index=-1)
 
 
-@pytest.mark.parametrize("nprocs", [1, 2])
-def test_trained_newtonnet_vs_ase_calculator(trained_water, tmp_path, nprocs):
+@pytest.mark.parametrize(("nprocs", "style"), [(1, "ffpt"), (2, "ffpt exchange shell"),
+                                               (2, "ffpt"), (4, "ffpt")])
+def test_trained_newtonnet_vs_ase_calculator(trained_water, tmp_path, nprocs, style):
     """LAMMPS on the deployed trained model vs FFPTCalculator on its checkpoint (liquid water)."""
     from ffpt.calculator import FFPTCalculator
 
@@ -163,7 +225,8 @@ def test_trained_newtonnet_vs_ase_calculator(trained_water, tmp_path, nprocs):
     ref = {"energy": atoms.get_potential_energy(), "forces": atoms.get_forces(),
            "virial": -atoms.get_stress(voigt=False) * atoms.get_volume()}
     atoms.calc = None
-    _compare(atoms, artifact, tmp_path, nprocs, ref=ref, elements=["O", "H"])
+    got = _compare(atoms, artifact, tmp_path, nprocs, style, ref=ref, elements=["O", "H"])
+    assert ("per-layer exchange" in got["stdout"]) == (nprocs > 1 and "shell" not in style)
 
 
 @pytest.fixture(scope="module")

@@ -56,6 +56,7 @@ class ArtifactMetadata:
     torch_version: str = field(default_factory=lambda: torch.__version__.split("+")[0])
     source: str = ""
     node_features: int = 0  # doubles per atom exchanged between layers; 0: no per-layer pieces
+    layer_hops: int = 1  # edges one interaction reaches (2 with latent displacements)
 
     @property
     def receptive_field(self) -> float:
@@ -78,6 +79,7 @@ class ArtifactMetadata:
             "source": self.source.replace("\n", " "),
             "exchange": "shell layer" if self.node_features else "shell",
             "node_features": str(self.node_features),
+            "layer_hops": str(self.layer_hops),
             "artifact_sha256": self.artifact_sha256,
         }
 
@@ -101,6 +103,7 @@ class ArtifactMetadata:
                 torch_version=kv.get("torch_version", ""),
                 source=kv.get("source", ""),
                 node_features=int(kv.get("node_features", "0")),
+                layer_hops=int(kv.get("layer_hops", "1")),
             )
         except (KeyError, ValueError) as exc:
             raise ValueError(f"ffpt metadata is incomplete or malformed ({exc}); "
@@ -192,9 +195,10 @@ def deploy_model(
         buf = io.BytesIO()
         torch.jit.save(_script(_energy_forces(model)), buf)
         archive = buf.getvalue()
-        from ffpt.deploy.layered import node_features, supports_layers
+        from ffpt.deploy.layered import layer_hops, node_features, supports_layers
 
-        meta.node_features = node_features(model) if supports_layers(model) else 0
+        if supports_layers(model):
+            meta.node_features, meta.layer_hops = node_features(model), layer_hops(model)
     data = seal_archive(archive, meta)
     write_artifact(output, data)
     if fmt == "aotinductor":  # deployed on this machine: its native code may be loaded here

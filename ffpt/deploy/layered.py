@@ -12,6 +12,8 @@ ghost atoms' node features between MPI ranks after every interaction and their g
 
 Node features travel as one ``[N, C]`` tensor: ``a`` (F), then ``f`` (3F), then ``d`` (3F, only
 for models with latent displacements), so ``C = node_features(model)`` doubles per atom.
+With displacements one interaction reaches two edges (``layer_hops``): the pair style then also
+evaluates the layer on the ghosts next to its atoms (their results are replaced by the exchange).
 ``layered_evaluate`` runs the pieces on one graph with autograd piece by piece, as the pair
 style does (tests, and the reference for the C++ code).
 """
@@ -34,6 +36,12 @@ def supports_layers(model: torch.nn.Module) -> bool:
 def node_features(model: NewtonNet) -> int:
     """Per-atom numbers exchanged between layers: a (F) + f (3F) [+ d (3F)]."""
     return model.features * (7 if model.interactions[0].displacement else 4)
+
+
+def layer_hops(model: NewtonNet) -> int:
+    """Edges that one interaction reaches: 1, or 2 with latent displacements (``d_j`` enters
+    atom i's update after ``a_j`` and ``f_j`` took their own messages in the same layer)."""
+    return 2 if model.interactions[0].displacement else 1
 
 
 @compile_mode("script")

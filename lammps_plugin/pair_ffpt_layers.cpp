@@ -1,0 +1,333 @@
+/* pair_style ffpt exchange layer: per-layer exchange of ghost-atom node features.
+ *
+ * Each rank evaluates only its own atoms; its graph holds the edges (i owned, j within the
+ * cutoff) and, as nodes, its owned atoms plus the ghost atoms that are neighbours (one cutoff
+ * + skin of ghosts: the normal comm cutoff, no wide shell). A model with latent displacements
+ * reaches two edges per interaction (layer_hops = 2: d_j enters after a_j, f_j took their own
+ * messages); then the ghosts next to the owned atoms get their edges too (shell 2 r_c + skin). The artifact exports the model in
+ * pieces (ffpt/deploy/layered.py): edge_features(edge_vec), embed(species), interaction(k, x,
+ * ...), readout(x, species), node features x = [a | f | d] with node_channels numbers per atom.
+ *
+ * Forward: before interaction k > 0 the owned rows of x go to LAMMPS forward communication
+ * (pack/unpack_forward_comm), which fills every ghost atom with its owner's features (periodic
+ * images included; features are invariants and Cartesian vectors, unchanged by a lattice
+ * translation). Each piece keeps its autograd graph; its input is a detached leaf.
+ * Backward, piece by piece in reverse order: dE/d(input of layer k) on ghost rows goes back to
+ * the owners by reverse communication (pack/unpack_reverse_comm) and is added to the owned
+ * rows, whose sum is then dE_total/d(output of layer k-1) for every owned atom (the energy of
+ * every rank included); ghost rows of that output are zero (ghost inputs came from the
+ * exchange, not from this rank's layer). Per-edge inputs (rbf, env, sh) are leaves whose
+ * gradients add up over the layers and go through edge_features once: g_e = dE/d(edge_vec_e).
+ * Forces: F_i += g_e, F_j -= g_e on the LAMMPS atoms of edge e (ghost forces reach their owners
+ * through LAMMPS' reverse communication, newton on); virial W = -sum_e edge_vec_e (x) g_e.
+ *
+ * fold yes: a ghost that is an image of an owned atom (same ID) is that atom's node, and
+ * duplicate ghosts of one remote atom share one node (its first image, which alone sends the
+ * gradient back). fold no: every ghost neighbour is its own node (tests the exchange on one
+ * rank). Ghost atoms outside the graph still relay rows in multi-hop swaps, so the exchange
+ * buffer (comm_rows) is per LAMMPS atom, not per node (as SevenNet's x_comm_hold).
+ */
+#include "pair_ffpt.h"
+
+#include "atom.h"
+#include "comm.h"
+#include "error.h"
+#include "neigh_list.h"
+#include "update.h"
+
+#include <torch/csrc/autograd/autograd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+using namespace LAMMPS_NS;
+
+/* Nodes 0..nlocal-1 are the owned atoms, then ghosts in breadth-first order (folded as
+   described above). Nodes closer than layer_hops hops to the owned atoms get their edges
+   q -> j (node), with the LAMMPS atom of j and the edge vector x_j - x_(atom of q): only the
+   owned atoms for 1 hop; with 2 (latent displacements) also the ghosts next to them, whose
+   neighbour lists are complete because the ghost shell is 2 r_c + skin. */
+int PairFFPT::build_layer_graph()
+{
+  double **x = atom->x;
+  const tagint *tag = atom->tag;
+  const int nlocal = atom->nlocal;
+  const int nall = nlocal + atom->nghost;
+  const int *numneigh = list->numneigh;
+  int **firstneigh = list->firstneigh;
+  const double rcsq = cutoff * cutoff;
+
+  tagint maxtag = 0;
+  for (int i = 0; i < nall; i++) maxtag = std::max(maxtag, tag[i]);
+  if ((tagint) tag2node.size() < maxtag + 1) tag2node.resize(maxtag + 1, -1);
+  atom2node.assign(fold ? 0 : nall, -1);
+  node_atom.resize(nlocal);
+  node_hop.assign(nlocal, 0);
+  for (int i = 0; i < nlocal; i++) {
+    node_atom[i] = i;
+    if (fold) tag2node[tag[i]] = i;
+    else atom2node[i] = i;
+  }
+  edge_i.clear();
+  edge_j.clear();
+  edge_atom.clear();
+  edge_vec.clear();
+  for (size_t q = 0; q < node_atom.size(); q++) {
+    if (node_hop[q] >= layer_hops) continue;    // enters only as a neighbour
+    const int a = node_atom[q];
+    const int *jlist = firstneigh[a];
+    for (int jj = 0; jj < numneigh[a]; jj++) {
+      const int j = jlist[jj] & NEIGHMASK;
+      const double dx = x[j][0] - x[a][0], dy = x[j][1] - x[a][1], dz = x[j][2] - x[a][2];
+      const double rsq = dx * dx + dy * dy + dz * dz;
+      if (rsq >= rcsq) continue;
+      if (rsq < MIN_DISTANCE * MIN_DISTANCE) too_close(a, j, rsq);
+      int &slot = fold ? tag2node[tag[j]] : atom2node[j];
+      if (slot < 0) {
+        slot = (int) node_atom.size();
+        node_atom.push_back(j);
+        node_hop.push_back(node_hop[q] + 1);
+      }
+      edge_i.push_back((int64_t) q);
+      edge_j.push_back(slot);
+      edge_atom.push_back(j);
+      edge_vec.push_back(dx);
+      edge_vec.push_back(dy);
+      edge_vec.push_back(dz);
+    }
+  }
+  const int nnodes = (int) node_atom.size();
+  node_pos.resize(3 * (size_t) nnodes);
+  species.resize(nnodes);
+  for (int k = 0; k < nnodes; k++) {
+    if (fold) tag2node[tag[node_atom[k]]] = -1;    // reset for the next step
+    set_node(k, node_atom[k]);
+  }
+  return nnodes;
+}
+
+/* x [nnodes, C] of this rank's layer output -> the same with ghost rows set to their owners'
+   rows (forward communication). Every rank calls it, also ranks without atoms. */
+torch::Tensor PairFFPT::exchange_forward(const torch::Tensor &x, int nnodes)
+{
+  const int nlocal = atom->nlocal;
+  const int nall = nlocal + atom->nghost;
+  const size_t C = (size_t) node_channels;
+  if (comm_rows.size() < (size_t) nall * C) comm_rows.resize((size_t) nall * C);
+  torch::Tensor xc;
+  if (nnodes > 0) {
+    xc = x.detach().to(torch::kCPU, torch::kFloat64, false, true).contiguous();
+    std::memcpy(comm_rows.data(), xc.data_ptr<double>(), sizeof(double) * C * nlocal);
+  }
+  comm->forward_comm(this);
+  if (nnodes == 0) return x;
+  double *xp = xc.data_ptr<double>();
+  for (int k = nlocal; k < nnodes; k++)
+    std::memcpy(xp + C * k, comm_rows.data() + C * node_atom[k], sizeof(double) * C);
+  return xc.to(device, dtype);
+}
+
+/* g = dE/d(layer input) [nnodes, C] on this rank -> dE_total/d(previous layer output): ghost
+   rows go to their owners (reverse communication) and are added there; ghost rows become 0. */
+torch::Tensor PairFFPT::exchange_reverse(const torch::Tensor &g, int nnodes)
+{
+  const int nlocal = atom->nlocal;
+  const int nall = nlocal + atom->nghost;
+  const size_t C = (size_t) node_channels;
+  if (comm_rows.size() < (size_t) nall * C) comm_rows.resize((size_t) nall * C);
+  std::fill(comm_rows.begin(), comm_rows.begin() + (size_t) nall * C, 0.0);
+  torch::Tensor gc;
+  if (nnodes > 0) {
+    gc = g.to(torch::kCPU, torch::kFloat64, false, true).contiguous();
+    const double *gp = gc.data_ptr<double>();
+    for (int k = nlocal; k < nnodes; k++)    // one representative atom per ghost node
+      std::memcpy(comm_rows.data() + C * node_atom[k], gp + C * k, sizeof(double) * C);
+  }
+  comm->reverse_comm(this);
+  if (nnodes == 0) return g;
+  double *gp = gc.data_ptr<double>();
+  const double *rp = comm_rows.data();
+  for (size_t q = 0; q < C * nlocal; q++) gp[q] += rp[q];
+  std::fill(gp + C * nlocal, gp + C * nnodes, 0.0);
+  return gc.to(device, dtype);
+}
+
+int PairFFPT::pack_forward_comm(int n, int *list, double *buf, int /*pbc_flag*/, int * /*pbc*/)
+{
+  const size_t C = (size_t) node_channels;
+  for (int i = 0; i < n; i++) std::memcpy(buf + C * i, comm_rows.data() + C * list[i], sizeof(double) * C);
+  return (int) (C * n);
+}
+
+void PairFFPT::unpack_forward_comm(int n, int first, double *buf)
+{
+  const size_t C = (size_t) node_channels;
+  std::memcpy(comm_rows.data() + C * first, buf, sizeof(double) * C * n);
+}
+
+int PairFFPT::pack_reverse_comm(int n, int first, double *buf)
+{
+  const size_t C = (size_t) node_channels;
+  std::memcpy(buf, comm_rows.data() + C * first, sizeof(double) * C * n);
+  return (int) (C * n);
+}
+
+void PairFFPT::unpack_reverse_comm(int n, int *list, double *buf)
+{
+  const size_t C = (size_t) node_channels;
+  for (int i = 0; i < n; i++) {
+    double *row = comm_rows.data() + C * list[i];
+    const double *src = buf + C * i;
+    for (size_t c = 0; c < C; c++) row[c] += src[c];
+  }
+}
+
+void PairFFPT::compute_layers()
+{
+  torch::AutoGradMode grad_mode(true);
+  const int nlocal = atom->nlocal;
+  const int nnodes = build_layer_graph();
+  const int L = num_interactions;
+  const bool work = nnodes > 0;    // ranks without atoms still take part in every exchange
+  lap(T_GRAPH);
+
+  const int64_t nedges = (int64_t) edge_i.size();
+  auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+  auto i64 = torch::TensorOptions().dtype(torch::kInt64);
+  torch::Tensor ev, spec, eidx, x, atomic;
+  std::vector<torch::Tensor> per_edge, leaves, xin(L), xout(L);
+  if (work) {
+    ev = torch::from_blob(edge_vec.data(), {nedges, 3}, f64).to(device, dtype, false, true);
+    ev.requires_grad_(true);
+    spec = torch::from_blob(species.data(), {nnodes}, i64).to(device, false, true);
+    eidx = torch::stack({torch::from_blob(edge_i.data(), {nedges}, i64),
+                         torch::from_blob(edge_j.data(), {nedges}, i64)})
+               .to(device);
+  }
+  lap(T_TO_MODEL);
+  try {
+    if (work) {
+      auto ef = model.get_method("edge_features")({ev}).toTuple();
+      for (const auto &v : ef->elements()) {
+        per_edge.push_back(v.toTensor());
+        leaves.push_back(v.toTensor().detach().requires_grad_(true));
+      }
+      x = model.get_method("embed")({spec}).toTensor();
+    }
+    auto interaction = model.get_method("interaction");
+    for (int k = 0; k < L; k++) {
+      if (k > 0) {
+        lap(T_FORWARD);
+        x = exchange_forward(x, nnodes);
+        lap(T_EXCHANGE);
+      }
+      if (!work) continue;
+      xin[k] = x.detach().requires_grad_(k > 0);
+      xout[k] = x = interaction({(int64_t) k, xin[k], leaves[0], leaves[1], leaves[2], eidx}).toTensor();
+    }
+    if (work)
+      atomic = model.get_method("readout")({x.narrow(0, 0, nlocal), spec.narrow(0, 0, nlocal)})
+                   .toTensor();
+  } catch (const std::exception &e) {
+    std::string msg = e.what();
+    error->one(FLERR, "pair_style ffpt: the model failed: {}", msg.substr(0, 400));
+  }
+  lap(T_FORWARD);
+
+  // backward, piece by piece: layer k's output gradient is complete after the reverse exchange
+  std::vector<torch::Tensor> acc(3);
+  torch::Tensor gout;
+  for (int k = L - 1; k >= 0; k--) {
+    torch::Tensor gin;
+    if (work) {
+      std::vector<torch::Tensor> wrt;
+      if (k > 0) wrt.push_back(xin[k]);
+      wrt.insert(wrt.end(), leaves.begin(), leaves.end());
+      auto grads = k == L - 1
+          ? torch::autograd::grad({atomic}, wrt, {torch::ones_like(atomic)}, false, false, true)
+          : torch::autograd::grad({xout[k]}, wrt, {gout}, false, false, true);
+      xout[k] = torch::Tensor();
+      for (int q = 0; q < 3; q++) {
+        const auto &gq = grads[grads.size() - 3 + q];
+        if (gq.defined()) acc[q] = acc[q].defined() ? acc[q] + gq : gq;
+      }
+      if (k > 0) gin = grads[0].defined() ? grads[0] : torch::zeros_like(xin[k]);
+    }
+    if (k > 0) {
+      lap(T_BACKWARD);
+      gout = exchange_reverse(gin, nnodes);
+      lap(T_EXCHANGE);
+    }
+  }
+  if (!work) return;
+  std::vector<torch::Tensor> outs, gouts;
+  for (int q = 0; q < 3; q++)
+    if (acc[q].defined()) {
+      outs.push_back(per_edge[q]);
+      gouts.push_back(acc[q]);
+    }
+  torch::Tensor g = outs.empty() ? torch::zeros_like(ev)
+                                 : torch::autograd::grad(outs, {ev}, gouts, false, false, true)[0];
+  if (!g.defined()) g = torch::zeros_like(ev);
+  lap(T_BACKWARD);
+
+  torch::Tensor ae = atomic.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+  const double *ep = ae.data_ptr<double>();
+  double energy = 0.0;
+  for (int i = 0; i < nlocal; i++) energy += ep[i];
+  if (!std::isfinite(energy))
+    error->one(FLERR,
+               "pair_style ffpt: the model returned a non-finite energy (NaN or Inf) at step {} "
+               "(atoms too close, or a broken model); check the structure and the model",
+               update->ntimestep);
+  if (eflag_global) eng_vdwl += energy;
+  if (eflag_atom)
+    for (int i = 0; i < nlocal; i++) eatom[i] += ep[i];
+  torch::Tensor gd = g.to(torch::kCPU, torch::kFloat64).contiguous();
+  add_forces_and_virial(gd.data_ptr<double>(), nnodes);
+  lap(T_FROM_MODEL);
+}
+
+/* Per-edge g = dE/d(edge_vec) -> forces on the edges' LAMMPS atoms (checked for sanity before
+   they are added) and the global virial. */
+void PairFFPT::add_forces_and_virial(const double *g, int /*nnodes*/)
+{
+  const int nall = atom->nlocal + atom->nghost;
+  const size_t nedges = edge_i.size();
+  atom_force.assign(3 * (size_t) nall, 0.0);
+  double w[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
+  for (size_t e = 0; e < nedges; e++) {
+    const double *ge = g + 3 * e;
+    const double *re = edge_vec.data() + 3 * e;
+    double *fi = atom_force.data() + 3 * (size_t) node_atom[edge_i[e]];
+    double *fj = atom_force.data() + 3 * (size_t) edge_atom[e];
+    for (int c = 0; c < 3; c++) {
+      fi[c] += ge[c];
+      fj[c] -= ge[c];
+      for (int d = 0; d < 3; d++) w[3 * c + d] -= re[c] * ge[d];
+    }
+  }
+  double **f = atom->f;
+  for (int a = 0; a < nall; a++) {
+    const double *fa = atom_force.data() + 3 * a;
+    const double f2 = fa[0] * fa[0] + fa[1] * fa[1] + fa[2] * fa[2];
+    if (!(f2 <= MAX_FORCE * MAX_FORCE))
+      error->one(FLERR,
+                 "pair_style ffpt: the model returned a force of {:.3g} eV/A on atom {} at step {} "
+                 "(non-finite or above {:g} eV/A): the structure or the model is broken; check the "
+                 "coordinates, the timestep and the model",
+                 std::sqrt(f2), atom->tag[a], update->ntimestep, MAX_FORCE);
+    f[a][0] += fa[0];
+    f[a][1] += fa[1];
+    f[a][2] += fa[2];
+  }
+  if (vflag_global) {
+    virial[0] += w[0];
+    virial[1] += w[4];
+    virial[2] += w[8];
+    virial[3] += 0.5 * (w[1] + w[3]);
+    virial[4] += 0.5 * (w[2] + w[6]);
+    virial[5] += 0.5 * (w[5] + w[7]);
+  }
+}
