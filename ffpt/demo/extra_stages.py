@@ -248,4 +248,40 @@ def water_msd(pipe, spec: dict) -> dict:
     fig.savefig(png, dpi=110)
     plt.close(fig)
     return {"temperature_K": float(t0), "fit_fraction": list(fit), "skip_ps": skip,
-            "experiment_D_cm2_s": 2.3e-5, "per_variant": out, "png": str(png)}
+            "experiment_D_cm2_s": 2.3e-5, "per_variant": out, "png": str(png),
+            "rdf": rdf_numbers(pipe, types, t0)}
+
+
+def rdf_numbers(pipe, types: list[str], t0: str) -> dict:
+    """O-O g(r) of each variant's MD (all seeds, frames before failure, first 20 % dropped;
+    as the report's rdf_oo.png) against the FT sampler's reference liquid: first-peak position
+    and height, and the mean |g - g_ref| over 2-6 A."""
+    from ase.data import atomic_numbers
+
+    from ffpt.analysis.rdf import rdf
+    from ffpt.data.frames import FrameSet
+    from ffpt.lammps.io import read_dump_frames
+
+    ref_file = pipe.run / "data" / "ft_structures.npz"
+    if not ref_file.exists():
+        return {}
+    r, g_ref = rdf(list(FrameSet.load(ref_file).iter_atoms()), n_bins=80)
+    z_of_type = np.array([atomic_numbers[s] for s in types])
+    curves = {"reference": g_ref}
+    for v in pipe.variants:
+        frames = []
+        for rec in sorted((pipe.run / "stability" / "runs" / v / f"T{t0}").glob(
+                "seed*/record.json")):
+            d = json.loads(rec.read_text())
+            end = d.get("failure_step") if d.get("failed") else None
+            good = [f for f in read_dump_frames(rec.parent / "dump.lammpstrj")
+                    if end is None or f.step < end]
+            frames += good[len(good) // 5:]
+        if frames:
+            rv, gv = rdf(frames, z_of_type, 8, 8, r_max=float(r[-1] + (r[1] - r[0]) / 2),
+                         n_bins=80)
+            curves[v] = np.interp(r, rv, gv)
+    shell = (r >= 2.0) & (r <= 6.0)
+    return {k: {"peak_r_A": float(r[np.argmax(g)]), "peak_g": float(g.max()),
+                "mean_abs_diff_2_6A": float(np.mean(np.abs(g - g_ref)[shell]))}
+            for k, g in curves.items()}

@@ -159,6 +159,19 @@ def extra_sections(pipe) -> tuple[list[str], list[str]]:
                  f"seeds; experiment {m['experiment_D_cm2_s'] * 1e5:.1f}e-5 cm²/s)", "",
                  *_table(["model", "D (1e-5 cm²/s)", "± s.e.", "runs"], rows), "",
                  "![msd](msd.png)", ""]
+        rd = m.get("rdf") or {}
+        if rd:
+            text += [f"## O-O RDF ({m['temperature_K']:g} K) against the reference liquid "
+                     "(classical flexible TIP3P, the FT sampler)", "",
+                     *_table(["model", "first peak (Å)", "peak g", "mean |g - g_ref|, 2-6 Å"],
+                             [[k, x["peak_r_A"], x["peak_g"], x["mean_abs_diff_2_6A"]]
+                              for k, x in rd.items()]), "", "![rdf](rdf_oo.png)", ""]
+            base, fts = _scratch_and_ft(pipe)
+            for v in fts:
+                if v in rd and base in rd:
+                    a, b = rd[v]["mean_abs_diff_2_6A"], rd[base]["mean_abs_diff_2_6A"]
+                    ver.append(f"O-O RDF closer to the reference: {v} {a:.3f} vs {base} "
+                               f"{b:.3f} mean |Δg| -> {'SUPPORTED' if a < b else 'NOT SUPPORTED'}")
         for v, p in m["per_variant"].items():
             ver.append(f"diffusion of {v}: " + ("no surviving run to measure it" if p["D_cm2_s"]
                        is None else f"{p['D_cm2_s'] * 1e5:.2f}"
@@ -233,7 +246,7 @@ def write_paper_report(pipe) -> dict:
             f"- model: {pipe.cfg['model']}",
             *[f"- {n}" for n in p.get("notes", [])], "",
             "## Verdict per claim (as measured)", "", *[f"- {v}" for v in verdicts], "",
-            "## FFPT-FT against scratch (pipeline report)", base_md, *extra]
+            "## FFPT-FT against scratch (pipeline report)", base_md, "", *extra]
     (dest / "README.md").write_text("\n".join(text) + "\n")
     summary = {"info": info, "verdicts": verdicts,
                **{k: pipe.results[k] for k in ("evaluate", "stability", "size_study",

@@ -1,0 +1,189 @@
+"""The paper's three experiments (inputs/{aspirin,water,combustion}/reproduce.sh): configs,
+the extra stages' physics on synthetic data, and each command end to end at its tiny preset."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from ffpt.config import REPO_ROOT, shared_data_dir
+from ffpt.demo.config import load_demo_config
+
+SYSTEMS = ("aspirin", "water", "combustion")
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+@pytest.mark.parametrize("preset", [None, "tiny", "budget"])
+def test_paper_configs_load_with_extra_stages(system, preset):
+    from ffpt.demo.extra_stages import extra_stage_names
+
+    cfg = load_demo_config(REPO_ROOT / "inputs" / system / "paper.yaml", preset)
+    pre, post = extra_stage_names(cfg)
+    assert post[-1] == "paper_report" and (pre == ["h2comb_data"]) == (system == "combustion")
+    if preset is None:  # the paper's sizes
+        assert cfg["pt_data"]["n_frames"] == 100_000 and cfg["model"]["features"] == 128
+        assert cfg["model"]["num_interactions"] == 3
+    variants = cfg["train"]["variants"]
+    assert variants["scratch"]["init"] == "none"
+    assert variants["plain-paper"]["ft_strategy"] == "plain"  # the paper's row, always kept
+    epochs = {v["max_epochs"] for v in variants.values()}
+    assert len(epochs) == 1  # every variant: the same FT budget
+
+
+def test_demo_without_paper_section_has_no_extra_stages(tmp_path):
+    from ffpt.demo.pipeline import Pipeline
+
+    cfg = load_demo_config(preset="tiny")
+    assert cfg["paper"] == {}
+    pipe = Pipeline(cfg, tmp_path / "run", progress=False, echo=lambda s: None)
+    assert pipe.stages[0] == "pt_data" and pipe.stages[-1] == "report"
+
+
+def test_h2comb_channels_use_corrected_rxn12_files():
+    from ffpt.demo.paper_combustion import channel_files
+
+    data = shared_data_dir() / "h2combustion"
+    if not data.is_dir():
+        pytest.skip(f"reference data not found at {data} (set FFPT_SHARED_DATA)")
+    files = channel_files(data)
+    assert sorted(files) == [f"{k:02d}" for k in range(1, 20)]
+    names12 = {p.name for p in files["12"]}
+    assert "12a_irc_d_corr.npz" in names12 and "12a_irc_q_corr.npz" in names12
+    assert "12_irc.npz" not in names12 and not any("_all" in n for n in names12)
+    assert {p.name for p in files["06"]} == {"06a_irc.npz", "06b_irc.npz"}
+
+
+def test_product_state_tells_ho2_from_h_plus_o2():
+    from ffpt.demo.paper_combustion import product_state
+
+    cell = np.eye(3) * 30.0
+    z = np.array([8, 8, 1])
+    ho2 = np.array([[10.0, 10, 10], [11.33, 10, 10], [9.7, 10.93, 10]])
+    apart = ho2.copy()
+    apart[2] = [10.0, 14.0, 10.0]
+    broken = ho2.copy()
+    broken[1] = [13.5, 10, 10]
+    assert product_state(z, ho2, cell) == "HO2"
+    assert product_state(z, apart, cell) == "H + O2"
+    assert product_state(z, broken, cell) == "HO + O"
+
+
+def _random_walk_dump(path: Path, d_a2_ps: float, dt_ps: float, n_frames: int, seed: int):
+    rng = np.random.default_rng(seed)
+    n = 60
+    steps = rng.normal(0, np.sqrt(2 * d_a2_ps * dt_ps), (n_frames, n, 3))
+    pos = 50.0 + np.cumsum(steps, axis=0)
+    with open(path, "w") as f:
+        for k in range(n_frames):
+            f.write(f"ITEM: TIMESTEP\n{k * 10}\nITEM: NUMBER OF ATOMS\n{n}\n")
+            f.write("ITEM: BOX BOUNDS pp pp pp\n" + "0 100\n" * 3)
+            f.write("ITEM: ATOMS id type x y z\n")
+            for i, p in enumerate(pos[k]):
+                f.write(f"{i + 1} {2 if i % 3 == 0 else 1} {p[0]:.5f} {p[1]:.5f} {p[2]:.5f}\n")
+
+
+def test_water_msd_recovers_known_diffusion(tmp_path):
+    """Random-walk 'stability runs' with D = 0.25 A^2/ps (2.5e-5 cm^2/s): the msd stage finds
+    it per seed and averages over seeds; failed runs are left out."""
+    from ase import Atoms
+    from ase.io import write
+
+    from ffpt.demo.extra_stages import water_msd
+
+    start = tmp_path / "start.extxyz"
+    write(start, Atoms("OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]]))
+    d_true, dt_fs = 0.25, 0.5
+    for seed in (1, 2, 3):
+        run = tmp_path / "stability" / "runs" / "ft" / "T300" / f"seed{seed}"
+        run.mkdir(parents=True)
+        _random_walk_dump(run / "dump.lammpstrj", d_true, 10 * dt_fs / 1000, 400, seed)
+        (run / "record.json").write_text(json.dumps({"failed": seed == 3}))
+    pipe = SimpleNamespace(
+        cfg={"stability": {"temperatures": [300.0], "timestep": dt_fs}},
+        results={"ft_structures": {"md_start": str(start)}}, variants=["ft"], run=tmp_path,
+        path=lambda *p: tmp_path.joinpath(*p))
+    (tmp_path / "report").mkdir()
+    res = water_msd(pipe, {"element": "O", "fit": [0.1, 0.5], "skip_ps": 0.0})["per_variant"]
+    assert res["ft"]["n_runs"] == 2 and "seed3 failed" in res["ft"]["notes"][0]
+    assert res["ft"]["D_cm2_s"] == pytest.approx(d_true * 1e-4, rel=0.25)
+    assert res["ft"]["D_err_cm2_s"] > 0
+
+
+def _run(system: str, tmp_path: Path) -> tuple[Path, Path, str]:
+    run, results = tmp_path / system, tmp_path / f"{system}-results"
+    cmd = [str(REPO_ROOT / "inputs" / system / "reproduce.sh"), "--preset", "tiny",
+           "--set", f"run_dir={run}", "--set", f"paper.results_dir={results}"]
+    env = {**os.environ, "FFPT_BIN": str(Path(sys.executable).parent), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    return run, results, out.stdout
+
+
+def _need(what: str) -> None:
+    from ffpt.lammps import plugin_built
+
+    if not plugin_built():
+        pytest.skip("LAMMPS plugin not built (run scripts/setup.sh or ffpt build-plugin)")
+    if not (shared_data_dir() / what).exists():
+        pytest.skip(f"{shared_data_dir() / what} not found (set FFPT_SHARED_DATA)")
+
+
+def test_aspirin_tiny_end_to_end_and_resume(tmp_path):
+    _need("aspirin_ccsd")
+    run, results, _ = _run("aspirin", tmp_path)
+    s = json.loads((results / "paper_summary.json").read_text())
+    pts = s["size_study"]["points"]
+    assert sorted(pts, key=int) == ["12", "24"]
+    assert all(set(p["variants"]) == {"scratch", "plain-paper", "replay"} for p in pts.values())
+    # every size is tested on the same 50 held-out CCSD frames
+    from ffpt.data.frames import FrameSet
+
+    a, b = (FrameSet.load(d / "data" / "ft_test.npz") for d in (run, run / "size_12"))
+    assert a.n_frames == 50 and np.array_equal(a.positions, b.positions)
+    # the size study reused the PT model instead of training it again
+    assert not (run / "size_12" / "train" / "pt").exists()
+    text = (results / "README.md").read_text()
+    assert "Verdict per claim" in text and "survival_vs_size.png" in text
+    assert (results / "survival_vs_size.png").stat().st_size > 0
+    _, _, again = _run("aspirin", tmp_path)  # resumable: every stage is reused
+    assert again.count("done earlier, skipped") == 14 and " ...\n" not in again
+
+
+def test_water_tiny_end_to_end(tmp_path):
+    pytest.importorskip("tblite")
+    _need("water_rpbe_d3")
+    _, results, _ = _run("water", tmp_path)
+    s = json.loads((results / "paper_summary.json").read_text())
+    rp = s["extra_tests"]["rpbe_d3"]
+    assert rp["n_frames"] == 50 and set(rp["errors"]) == {"pt", "scratch", "plain-paper", "replay"}
+    assert set(s["msd"]["per_variant"]) == {"scratch", "plain-paper", "replay"}
+    assert (results / "msd.png").exists() and "reference" in s["msd"]["rdf"]
+
+
+def test_combustion_tiny_end_to_end(tmp_path):
+    _need("h2combustion")
+    run, results, _ = _run("combustion", tmp_path)
+    s = json.loads((results / "paper_summary.json").read_text())
+    assert sorted(s["per_reaction"]["per_reaction"]) == [f"{k:02d}" for k in range(1, 20)]
+    # the per-reaction test frames are not in the FT file
+    from ffpt.data.frames import FrameSet
+
+    ft = FrameSet.load(run / "data" / "h2comb_ft.npz")
+    seen = {np.round(ft.positions[ft.frame_slice(i)], 6).tobytes() for i in range(ft.n_frames)}
+    test = FrameSet.load(run / "data" / "rxn_test" / "09.npz")
+    assert not any(np.round(test.positions[test.frame_slice(i)], 6).tobytes() in seen
+                   for i in range(test.n_frames))
+    for rxn in ("09", "01"):
+        m = s["metad"]["runs"][rxn]["scratch"]
+        assert m["returncode"] == 0 and 50 < m["T_mean_K"] < 5000  # T read from the log
+        assert sum(m["state_fraction"].values()) == pytest.approx(1.0)
+    assert s["irc"]["barrier_kJ_mol"]["reference"] > 150  # rxn 9: ~227 kJ/mol up the IRC
