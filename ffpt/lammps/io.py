@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-NKTV2P_METAL = 1.6021765e6  # LAMMPS metal units: pressure (bar) = nktv2p * energy / volume
+#: LAMMPS force->nktv2p per unit style: pressure = nktv2p * energy / volume
+NKTV2P = {"metal": 1.6021765e6, "real": 68568.415}
+NKTV2P_METAL = NKTV2P["metal"]  # bar per eV/A^3
 
 
 # ----------------------------------------------------------------------------- data files
