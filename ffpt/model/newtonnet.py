@@ -18,6 +18,10 @@ derivatives at the cutoff). Layer l (NewtonNet eqs. in brackets):
 
 Readout: E_i = MLP(a_i) * scale[Z_i] + shift[Z_i]; E = sum_i E_i; forces = -dE/dx by autograd
 (``ffpt.model.forces``).
+
+Hot path: e3nn's ``Y^1`` (normalize, "norm") is the unit vector r/|r| and ``o3.Linear`` on
+``F x 1o`` is a matmul with its weight / sqrt(F); both run as plain tensor ops, with e3nn kept
+for the weights and the reference (tests/test_model_fast_path.py proves equality to 1e-12).
 """
 
 
@@ -28,7 +32,10 @@ from e3nn import o3
 from e3nn.util.jit import compile_mode
 from torch import nn
 
+from ffpt.model.malloc import keep_freed_memory
 from ffpt.model.radial import BesselBasis, PolynomialEnvelope
+
+keep_freed_memory()  # large per-edge temporaries: no page faults on every call (malloc.py)
 
 ACTIVATIONS = {"silu": nn.SiLU, "tanh": nn.Tanh, "gelu": nn.GELU}
 
@@ -45,13 +52,21 @@ def mlp(sizes: list[int], activation: str, last_bias: bool = True) -> nn.Sequent
 
 @compile_mode("script")
 class VectorLinear(nn.Module):
-    """Channel mixing of ``[N, F, 3]`` vectors: e3nn ``o3.Linear`` on ``F x 1o``."""
+    """Channel mixing of ``[N, F, 3]`` vectors: e3nn ``o3.Linear`` on ``F x 1o``.
+
+    The weights live in the e3nn module (``linear.weight``, checkpoint key unchanged);
+    :meth:`matrix` gives the equivalent plain ``[F, F]`` matrix (e3nn's ``1/sqrt(F)`` path
+    normalisation folded in), used on the hot path as ``v^T @ matrix()``."""
 
     def __init__(self, features: int):
         super().__init__()
         self.features = features
         irreps = o3.Irreps(f"{features}x1o")
         self.linear = o3.Linear(irreps, irreps)
+        self.alpha = float(features) ** -0.5  # e3nn "element" path normalisation (fan-in F)
+
+    def matrix(self) -> torch.Tensor:
+        return self.linear.weight.view(self.features, self.features) * self.alpha
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
         n = v.shape[0]
@@ -60,12 +75,31 @@ class VectorLinear(nn.Module):
 
 @compile_mode("script")
 class Interaction(nn.Module):
-    """One NewtonNet message-passing layer (see module docstring)."""
+    """One NewtonNet message-passing layer (see module docstring).
 
-    def __init__(self, features: int, num_radial: int, activation: str, displacement: bool):
+    Interface: vectors ``f``, ``d`` are ``[N, F, 3]``; inside they are ``[3N, F]`` (component
+    major, features innermost: element-wise products vectorise, reductions over the three
+    components are outer sums, gathers/scatters move whole rows), phi_F, phi_f
+    (and phi_d) share one first matmul (weights concatenated) and one batched second matmul,
+    and gathers/scatters are ``index_select``/``index_add``. ``first_layer`` marks the layer
+    whose input vectors are zero (skips the ``f_j``-gated term, which is then exactly zero).
+    """
+
+    displacement: torch.jit.Final[bool]
+    first_layer: torch.jit.Final[bool]
+
+    def __init__(
+        self,
+        features: int,
+        num_radial: int,
+        activation: str,
+        displacement: bool,
+        first_layer: bool = False,
+    ):
         super().__init__()
         f = features
         self.displacement = displacement
+        self.first_layer = first_layer
         self.phi_a = mlp([f, f, f], activation)
         self.w_rbf = nn.Linear(num_radial, f, bias=False)
         self.phi_F = mlp([f, f, f], activation)
@@ -80,6 +114,32 @@ class Interaction(nn.Module):
             self.phi_d = nn.Identity()
             self.mix = VectorLinear(f)
 
+    def edge_mlps(self, m: torch.Tensor) -> torch.Tensor:
+        """``[phi_F(m), phi_f(m), phi_d(m)]`` as one ``[k, E, F]`` tensor: one matmul with the
+        first layers' weights concatenated, one batched matmul for the second layers.
+        phi_f is left out in the first layer (it gates zero vectors), phi_d without
+        displacements."""
+        w1 = [self.phi_F[0].weight]
+        b1 = [self.phi_F[0].bias]
+        w2 = [self.phi_F[2].weight]
+        b2 = [self.phi_F[2].bias]
+        if not self.first_layer:
+            w1.append(self.phi_f[0].weight)
+            b1.append(self.phi_f[0].bias)
+            w2.append(self.phi_f[2].weight)
+            b2.append(self.phi_f[2].bias)
+        if self.displacement:
+            w1.append(self.phi_d[0].weight)
+            b1.append(self.phi_d[0].bias)
+            w2.append(self.phi_d[2].weight)
+            b2.append(self.phi_d[2].bias)
+        k, e, nf = len(w1), m.shape[0], m.shape[1]
+        h = self.phi_F[1](nn.functional.linear(m, torch.cat(w1), torch.cat(b1)))  # [E, kF]
+        h = h.view(e, k, nf).transpose(0, 1)  # [k, E, F]
+        return torch.baddbmm(
+            torch.stack(b2).unsqueeze(1), h, torch.stack(w2).transpose(1, 2)
+        )
+
     def forward(
         self,
         a: torch.Tensor,
@@ -91,22 +151,34 @@ class Interaction(nn.Module):
         edge_index: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         i, j = edge_index[0], edge_index[1]
+        n, nf, ne = a.shape[0], a.shape[1], i.shape[0]
         ha = self.phi_a(a)
-        m = ha[i] * ha[j] * self.w_rbf(rbf)  # [E, F]
+        m = ha.index_select(0, i) * ha.index_select(0, j) * self.w_rbf(rbf)  # [E, F]
         a = a.index_add(0, i, m)
+        out = self.edge_mlps(m)  # [k, E, F]
         env = env.unsqueeze(-1)
-        force_ij = (self.phi_F(m) * env).unsqueeze(-1) * sh.unsqueeze(1)  # [E, F, 3]
-        gate_f = (self.phi_f(m) * env).unsqueeze(-1)
-        f = f.index_add(0, i, force_ij + gate_f * f[j])
+        # vectors as [3N, F] (component-major rows): gathers/scatters over 3E rows
+        i3 = torch.cat([i, i + n, i + 2 * n])
+        ft = f.permute(2, 0, 1).reshape(3 * n, nf)
+        ush = (sh * env).t().contiguous().unsqueeze(2)  # u Y^1: [3, E, 1]
+        msg = out[0].unsqueeze(0) * ush  # phi_F(m) u Y^1: [3, E, F]
+        if not self.first_layer:
+            j3 = torch.cat([j, j + n, j + 2 * n])
+            gate = (out[1] * env).unsqueeze(0)
+            msg = msg + gate * ft.index_select(0, j3).view(3, ne, nf)
+        ft = ft.index_add(0, i3, msg.view(3 * ne, nf))
         if self.displacement:
-            gate_d = (self.phi_d(m) * env).unsqueeze(-1)
-            d = d + self.phi_r(a).unsqueeze(-1) * f
-            d = d.index_add(0, i, gate_d * d[j])
-            inv = (f * d).sum(-1)
+            j3 = torch.cat([j, j + n, j + 2 * n])
+            dt = d.permute(2, 0, 1).reshape(3 * n, nf)
+            dt = dt + (self.phi_r(a).unsqueeze(0) * ft.view(3, n, nf)).view(3 * n, nf)
+            gate_d = (out[-1] * env).unsqueeze(0)
+            dt = dt.index_add(0, i3, (gate_d * dt.index_select(0, j3).view(3, ne, nf)).view(-1, nf))
+            inv = (ft * dt).view(3, n, nf).sum(0)
+            d = dt.view(3, n, nf).permute(1, 2, 0)
         else:
-            inv = (f * self.mix(f)).sum(-1)
+            inv = (ft * torch.matmul(ft, self.mix.matrix())).view(3, n, nf).sum(0)
         a = a + self.phi_e(a) * inv
-        return a, f, d
+        return a, ft.view(3, n, nf).permute(1, 2, 0), d
 
 
 @compile_mode("script")
@@ -141,8 +213,8 @@ class NewtonNet(nn.Module):
         self.sh = o3.SphericalHarmonics("1o", normalize=True, normalization="norm")
         self.interactions = nn.ModuleList(
             [
-                Interaction(features, num_radial, activation, displacement)
-                for _ in range(num_interactions)
+                Interaction(features, num_radial, activation, displacement, first_layer=k == 0)
+                for k in range(num_interactions)
             ]
         )
         self.readout = mlp([features, features // 2, 1], activation)
