@@ -79,9 +79,7 @@ class FFPTCalculator(Calculator):
             fs = FrameSet.from_atoms(images, energy_key=None, forces_key=None)
             gs = GraphSet(fs, self.model.elements, self.model.cutoff)
             b = gs.batch(np.arange(len(images))).to(self.device, self.dtype)
-            e = batch_energies(self.model, b.species, b.pos, b.edge_index, b.edge_shift,
-                               b.batch, len(images))
-            out.append(e.cpu().numpy().astype(np.float64))
+            out.append(batch_energies(self.model, b).cpu().numpy())
         e = np.concatenate(out) if out else np.zeros(0)
         return np.where(np.isfinite(e), e, np.nan)
 

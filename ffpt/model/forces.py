@@ -87,19 +87,12 @@ def forces_virial(
 
 
 @torch.no_grad()
-def batch_energies(
-    model: nn.Module,
-    species: torch.Tensor,
-    pos: torch.Tensor,
-    edge_index: torch.Tensor,
-    edge_shift: torch.Tensor,
-    batch: torch.Tensor,
-    num_graphs: int,
-) -> torch.Tensor:
-    """Per-frame energies [G] of a batch, summed in float64, without forces (fits, scans)."""
-    atomic = model(species, edge_index, edge_vectors(pos, edge_index, edge_shift)).double()
-    return torch.zeros(num_graphs, dtype=torch.float64, device=atomic.device).index_add(
-        0, batch, atomic
+def batch_energies(model: nn.Module, b) -> torch.Tensor:
+    """Per-frame energies [G] of a graph batch ``b`` (``GraphSet.batch``), summed in float64,
+    without forces (energy fits, scans)."""
+    atomic = model(b.species, b.edge_index, edge_vectors(b.pos, b.edge_index, b.edge_shift))
+    return torch.zeros(b.num_graphs, dtype=torch.float64, device=atomic.device).index_add(
+        0, b.batch, atomic.double()
     )
 
 

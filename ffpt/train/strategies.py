@@ -49,8 +49,7 @@ def model_energies(model: nn.Module, graphs: GraphSet, batch_size: int) -> np.nd
     out = []
     for s in range(0, len(graphs), batch_size):
         b = graphs.batch(np.arange(s, min(s + batch_size, len(graphs)))).to(dtype=dtype)
-        out.append(batch_energies(model, b.species, b.pos, b.edge_index, b.edge_shift, b.batch,
-                                  b.num_graphs))
+        out.append(batch_energies(model, b))
     return torch.cat(out).numpy()
 
 
