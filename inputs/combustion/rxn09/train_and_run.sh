@@ -53,7 +53,7 @@ if has pretrain; then
 fi
 
 if has train; then
-  # FT and the scratch baseline: same data, split, size and time budget; run side by side
+  # FT and the scratch baseline: same data, split, size and epochs; run side by side
   "$BIN/ffpt" train "$HERE/ft_rxn09.yaml" -o "$OUT/ft" > "$OUT/ft.out" 2>&1 &
   pid_ft=$!
   "$BIN/ffpt" train "$HERE/scratch_rxn09.yaml" -o "$OUT/scratch" > "$OUT/scratch.out" 2>&1 &
