@@ -134,19 +134,28 @@ def test_cell_smaller_than_cutoff(toy_artifact, tmp_path, nprocs, style):
 # --------------------------------------------------------------------------- per-layer exchange
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["plain", "displacement"])
-def newtonnet_artifact(request, tmp_path_factory) -> Path:
+def _newtonnet(path: Path, displacement: bool) -> Path:
     """A random NewtonNet with 3 interactions (receptive field 10.5 A > the 6-12 A cells),
     deployed with its per-layer pieces."""
     from ffpt.model.newtonnet import NewtonNet
 
     torch.manual_seed(7)
     model = NewtonNet(["H", "C", "O"], features=8, num_radial=6, cutoff=3.5, num_interactions=3,
-                      displacement=request.param)
-    path = tmp_path_factory.mktemp("nn") / "nn.pt"
+                      displacement=displacement)
     meta = deploy_model(model, path)
-    assert meta.node_features == 8 * (7 if request.param else 4)
+    assert meta.node_features == 8 * (7 if displacement else 4)
+    assert meta.layer_hops == (2 if displacement else 1)
     return path
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["plain", "displacement"])
+def newtonnet_artifact(request, tmp_path_factory) -> Path:
+    return _newtonnet(tmp_path_factory.mktemp("nn") / "nn.pt", request.param)
+
+
+@pytest.fixture(scope="module")
+def plain_newtonnet(tmp_path_factory) -> Path:
+    return _newtonnet(tmp_path_factory.mktemp("nnp") / "nn.pt", False)
 
 
 LAYER_CASES = {  # system, (nprocs, pair_style) runs
@@ -301,20 +310,26 @@ run 400
     assert np.std(e) < 1e-5
 
 
-def test_md_one_vs_two_ranks(toy_artifact, relaxed_water, tmp_path):
-    """The same 40-step NVE trajectory on 1 rank (single domain) and 2 ranks (ghost shell,
-    atoms migrating between domains, reneighbouring every step)."""
-    inp = MD_HEAD.format(data=relaxed_water, model=toy_artifact) + """
+@pytest.mark.parametrize("layers", [False, True], ids=["shell", "layer"])
+def test_md_one_vs_two_ranks(toy_artifact, plain_newtonnet, relaxed_water, tmp_path, layers):
+    """The same NVE trajectory on 1 rank (single domain) and 2 ranks (ghost shell, or per-layer
+    exchange for the NewtonNet; atoms migrating between domains, reneighbouring every step).
+    The random NewtonNet has no repulsion (atoms meet after ~16 steps): 12 steps for it."""
+    model = plain_newtonnet if layers else toy_artifact
+    every, steps = (3, 12) if layers else (10, 40)
+    inp = MD_HEAD.format(data=relaxed_water, model=model) + f"""
 neigh_modify every 1 delay 0 check no
 timestep 0.0005
 velocity all create 600.0 12345 mom yes rot yes dist gaussian loop geom
 fix nve all nve
-thermo 10
-run 40
+thermo {every}
+run {steps}
 """
     (tmp_path / "in.md").write_text(inp)
     one = _thermo(run_lammps("in.md", tmp_path).stdout)
-    two = _thermo(run_lammps("in.md", tmp_path, nprocs=2).stdout)
+    proc = run_lammps("in.md", tmp_path, nprocs=2)
+    assert ("per-layer exchange" in proc.stdout) == layers
+    two = _thermo(proc.stdout)
     assert one.shape == two.shape == (5, 4)
     assert np.abs(one[:, 2:] - two[:, 2:]).max() / 192 < 1e-8
 

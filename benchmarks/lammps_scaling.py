@@ -1,0 +1,162 @@
+"""Strong scaling of ``pair_style ffpt`` over MPI ranks: ghost shell vs per-layer exchange.
+
+Water boxes of 1,536 atoms (24.9 A) and 12,288 atoms (the same box repeated 2x2x2, 49.7 A),
+float32 random-weight NewtonNets (``paper``: 128 features, 20 radial, 5 A, 3 interactions;
+``small``: 32 features, 8 radial, 5 A, 2 interactions), one torch thread per rank. Each run is
+NVE with ``pair_style ffpt timing yes``: 1 warm-up step, then ``--steps`` timed steps; the table
+gives the LAMMPS loop time per step, the pair style's own breakdown (mean over ranks) and the
+peak resident memory of the largest rank.
+
+    python benchmarks/lammps_scaling.py [--steps 3] [--models small,paper] [--sizes 1536,12288]
+                                        [-o benchmarks/results/lammps_scaling.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+MODELS = {
+    "paper": {"features": 128, "num_radial": 20, "cutoff": 5.0, "num_interactions": 3},
+    "small": {"features": 32, "num_radial": 8, "cutoff": 5.0, "num_interactions": 2},
+}
+RUNS = [(1, "shell"), (2, "shell"), (2, "layer")]  # (ranks, exchange)
+PARTS = ["graph build", "copies to the model", "model forward", "model backward",
+         "ghost exchange", "forces/energy/virial out"]
+
+
+def water(n_atoms: int):
+    from ffpt.sampling.water import water_box
+
+    atoms = water_box(512, seed=0, jitter=0.15)  # 1,536 atoms
+    reps = round((n_atoms / len(atoms)) ** (1 / 3))
+    if reps ** 3 * len(atoms) != n_atoms:
+        raise SystemExit(f"--sizes: {n_atoms} is not 1536 x k^3")
+    return atoms.repeat((reps, reps, reps))
+
+
+def parse_timing(stdout: str) -> dict[str, float]:
+    """The last ``pair_style ffpt timing`` block: ms/step per part and peak memory (MB)."""
+    block = stdout[stdout.rindex("pair_style ffpt timing"):]
+    out = {}
+    for part in [*PARTS, "total in pair_style"]:
+        out[part] = float(re.search(rf"  {re.escape(part)}\s+(\S+)", block).group(1))
+    out["rss_mb"] = float(re.search(r"per rank: (\S+) MB", block).group(1))
+    return out
+
+
+def run(artifact: Path, atoms, nprocs: int, exchange: str, steps: int, wd: Path) -> dict:
+    from ffpt.lammps import read_log, run_lammps, write_data
+
+    wd.mkdir(parents=True, exist_ok=True)
+    write_data(atoms, wd / "w.data", ["O", "H"])
+    (wd / "in.bench").write_text(f"""units metal
+atom_style atomic
+read_data w.data
+pair_style ffpt exchange {exchange} timing yes
+pair_coeff * * {artifact} O H
+velocity all create 300.0 4928459 mom yes rot yes dist gaussian
+timestep 0.0005
+fix nve all nve
+thermo 100
+run 1
+run {steps}
+""")
+    proc = run_lammps("in.bench", wd, nprocs=nprocs, threads=1, timeout=7200)
+    log = read_log(proc.stdout, text=True)
+    res = {"step_ms": 1e3 * log.loop_time_s / log.steps, **parse_timing(proc.stdout)}
+    res["exchange"] = "layer" if "per-layer exchange" in proc.stdout else "shell"
+    return res
+
+
+def machine() -> str:
+    cpu = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{platform.node()}, {os.cpu_count()} cores ({cpu}), {platform.platform()}"
+
+
+def uptime() -> str:
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return f"load average {os.getloadavg()}"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--models", default="small,paper")
+    p.add_argument("--sizes", default="1536,12288")
+    p.add_argument("-o", "--output", default=str(ROOT / "benchmarks/results/lammps_scaling.md"))
+    a = p.parse_args()
+
+    import torch
+
+    from ffpt.deploy import deploy_model
+    from ffpt.model import build_model
+
+    head = ["model", "atoms", "ranks", "exchange", "ms/step", "speed-up vs 1 rank",
+            *PARTS, "peak MB/rank"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    start = f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, `{uptime()}`"
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for name in a.models.split(","):
+            torch.manual_seed(0)
+            art = tmp / f"{name}.pt"
+            deploy_model(build_model({**MODELS[name], "dtype": "float32"}, ["H", "O"]), art,
+                         dtype="float32")
+            for size in (int(s) for s in a.sizes.split(",")):
+                atoms = water(size)
+                one = None
+                for nprocs, exchange in RUNS:
+                    r = run(art, atoms, nprocs, exchange, a.steps,
+                            tmp / f"{name}-{size}-{nprocs}-{exchange}")
+                    one = one or r["step_ms"]
+                    cells = [name, str(size), str(nprocs), r["exchange"], f"{r['step_ms']:.0f}",
+                             f"{one / r['step_ms']:.2f}x",
+                             *(f"{r[k]:.0f}" for k in PARTS), f"{r['rss_mb']:.0f}"]
+                    rows.append("| " + " | ".join(cells) + " |")
+                    print(rows[-1], flush=True)
+    end = f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, `{uptime()}`"
+    text = "\n".join([
+        "# pair_style ffpt over MPI ranks: ghost shell vs per-layer exchange",
+        "",
+        f"`python benchmarks/lammps_scaling.py --steps {a.steps} --models {a.models} "
+        f"--sizes {a.sizes}`",
+        "",
+        f"- machine: {machine()}",
+        f"- start: {start}",
+        f"- end: {end}",
+        "- float32 random-weight NewtonNets, water, NVE, one torch thread per rank; ms/step is",
+        "  the LAMMPS loop time; the part columns are the pair style's `timing yes` breakdown",
+        "  (ms/step, mean over ranks; with the shell the forward column is the whole model call,",
+        "  forward and backward); peak MB/rank is VmHWM of the largest rank.",
+        "",
+        *rows,
+        "",
+    ])
+    from ffpt.data.frames import atomic_write
+
+    atomic_write(Path(a.output), lambda f: f.write(text.encode()))
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
