@@ -13,11 +13,11 @@ import torch
 from ase import Atoms
 from ase.build import molecule
 from click.testing import CliRunner
+from toy_model import ToyEnergyForces, ToyModel
 
 from ffpt.deploy import deploy_model, load_deployed, read_metadata
 from ffpt.deploy.cli import deploy
 from ffpt.deploy.deploy import weights_sha256
-from ffpt.deploy.toy import ToyEnergyForces, ToyModel
 
 torch.set_num_threads(1)
 

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 from ase import Atoms
+from toy_model import ToyModel
 
 from ffpt.deploy import (
     ArtifactError,
@@ -29,7 +30,6 @@ from ffpt.deploy import (
     load_deployed,
     read_metadata,
 )
-from ffpt.deploy.toy import ToyModel
 from ffpt.deploy.trust import METADATA_RECORD, content_sha256
 
 EVIL_C = r"""
