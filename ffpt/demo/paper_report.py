@@ -262,14 +262,23 @@ def write_partial(cfg: dict, run_dir: Path, command: str) -> Path:
     """PARTIAL.md in the results folder from the finished stage records of ``run_dir``."""
     dest = Path(expand_path(cfg["paper"]["results_dir"]))
     dest.mkdir(parents=True, exist_ok=True)
-    recs = {f.stem: json.loads(f.read_text()) for f in sorted((run_dir / ".stages").glob(
-        "*.json"))}
+    from ffpt.demo.extra_stages import extra_stage_names
+
+    pre, post = extra_stage_names(cfg)
+    order = [*pre, "pt_data", "ft_structures", "ft_labels", "train_pt",
+             *[f"train_{v}" for v in cfg["train"]["variants"]], "deploy", "evaluate", "scan",
+             "stability", "report", *post]
+    found = {f.stem: json.loads(f.read_text()) for f in (run_dir / ".stages").glob("*.json")}
+    recs = {k: found[k] for k in order if k in found}
+    left = [k for k in order if k not in found]
     lines = ["# PARTIAL results (the run has not finished)", "",
              f"Written {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC from the stage "
              f"records in `{run_dir}`; load average {_load_average()}. Continue with "
              f"`{command}` (finished stages are reused).", "",
              "| stage | wall (s) |", "|---|---|",
-             *[f"| {k} | {v['seconds']:.0f} |" for k, v in recs.items()], ""]
+             *[f"| {k} | {v['seconds']:.0f} |" for k, v in recs.items()], "",
+             f"Stages left: {', '.join(left) or 'none'} (a stage recorded earlier is "
+             "rerun if its settings changed).", ""]
     if "evaluate" in recs:
         lines += ["## Held-out test errors", "",
                   *_table(["model on test set", "F MAE (meV/Å)", "E MAE (meV/atom)"],
@@ -311,8 +320,10 @@ def main() -> None:
     ap.add_argument("--set", dest="sets", action="append", default=[])
     args = ap.parse_args()
     cfg = load_demo_config(args.config, args.preset, args.sets)
-    cmd = f"ffpt demo --config {args.config}" + (f" --preset {args.preset}" if args.preset
-                                                  else "")
+    system = cfg["paper"].get("system", "")
+    cmd = (f"inputs/{system}/reproduce.sh" if system else f"ffpt demo --config {args.config}") \
+        + (f" --preset {args.preset}" if args.preset else "") \
+        + "".join(f" --set {x}" for x in args.sets)
     print(write_partial(cfg, Path(cfg["run_dir"]), cmd))
 
 
