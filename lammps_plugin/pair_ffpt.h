@@ -83,6 +83,8 @@ class PairFFPT : public Pair {
   enum Timer { T_GRAPH, T_TO_MODEL, T_FORWARD, T_BACKWARD, T_EXCHANGE, T_FROM_MODEL, T_COUNT };
   double timers[T_COUNT];
   long timed_steps;
+  double cpu_seconds;    // process CPU time inside compute() (a load-independent measure)
+  double cpu_start;
   std::chrono::steady_clock::time_point tick;
   void lap(int which);
 
