@@ -154,7 +154,7 @@ class Interaction(nn.Module):
         n, nf, ne = a.shape[0], a.shape[1], i.shape[0]
         ha = self.phi_a(a)
         m = ha.index_select(0, i) * ha.index_select(0, j) * self.w_rbf(rbf)  # [E, F]
-        a = a.index_add(0, i, m)
+        a = a.index_add(0, i, m.to(a.dtype))  # (m is bf16 under autocast)
         out = self.edge_mlps(m)  # [k, E, F]
         env = env.unsqueeze(-1)
         # vectors as [3N, F] (component-major rows): gathers/scatters over 3E rows

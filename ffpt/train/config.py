@@ -14,6 +14,7 @@ MODES = ("scratch", "pretrain", "finetune")
 #: initial learning rate per mode (paper: 1e-3 from scratch, 1e-4 for PT and FT)
 DEFAULT_LR = {"scratch": 1e-3, "pretrain": 1e-4, "finetune": 1e-4}
 FT_STRATEGIES = ("plain", "l2sp", "replay")
+PRECISIONS = ("float32", "tf32", "bf16-autocast")
 #: settings that only mean something when fine-tuning, with their inactive defaults
 FT_ONLY: dict[str, Any] = {"ft_strategy": "plain", "ft_freeze": [], "ft_lr_mult": {}}
 #: ``training.pt_source`` (pretrain): fresh rattled frames labelled by a teacher every epoch
@@ -72,6 +73,10 @@ DEFAULTS: dict[str, Any] = {
         "pt_source": None,
         "eval_batch_size": 64,
         "num_threads": None,
+        # auto (cuda when available) | cpu | cuda | cuda:N; checkpoints are always saved on CPU
+        "device": "auto",
+        # float32 | tf32 (CUDA matmuls in TF32) | bf16-autocast (autocast to bfloat16)
+        "precision": "float32",
         "plot_every": 10,
     },
 }
@@ -148,6 +153,13 @@ def _check_training(t: dict, mode: str) -> None:
     positive("eval_batch_size", True)
     positive("max_steps", True, allow_none=True)
     positive("max_time_min", False, allow_none=True)
+    dev = t["device"]
+    if not isinstance(dev, str) or not (dev in ("auto", "cpu", "cuda")
+                                        or (dev.startswith("cuda:") and dev[5:].isdigit())):
+        raise ValueError(f"training.device must be auto, cpu, cuda or cuda:N, not {dev!r}")
+    if t["precision"] not in PRECISIONS:
+        raise ValueError(f"training.precision must be one of {list(PRECISIONS)}, "
+                         f"not {t['precision']!r}")
     if t["ft_strategy"] not in FT_STRATEGIES:
         raise ValueError(f"training.ft_strategy {t['ft_strategy']!r} is unknown; "
                          f"use one of {list(FT_STRATEGIES)}")

@@ -30,18 +30,19 @@ def evaluate(
 ) -> dict:
     """Energy (per atom and per frame) and force MAE/RMSE in eV and eV/Angstrom."""
     model.eval()
-    dtype = next(model.parameters()).dtype
+    dtype, device = next(model.parameters()).dtype, next(model.parameters()).device
     e_pred, e_ref, n_at, f_pred, f_ref = [], [], [], [], []
     for start in range(0, len(graphs), batch_size):
-        b = graphs.batch(np.arange(start, min(start + batch_size, len(graphs)))).to(dtype=dtype)
+        b = graphs.batch(np.arange(start, min(start + batch_size, len(graphs)))).to(
+            device=device, dtype=dtype)
         out = batch_energy_forces(
             model, b.species, b.pos, b.edge_index, b.edge_shift, b.batch, b.num_graphs
         )
-        e_pred.append(out["energy"].double().numpy())
-        f_pred.append(out["forces"].detach().double().numpy())
-        e_ref.append(b.energy.double().numpy())
-        f_ref.append(b.forces.double().numpy())
-        n_at.append(b.n_atoms.numpy())
+        e_pred.append(out["energy"].double().cpu().numpy())
+        f_pred.append(out["forces"].detach().double().cpu().numpy())
+        e_ref.append(b.energy.double().cpu().numpy())
+        f_ref.append(b.forces.double().cpu().numpy())
+        n_at.append(b.n_atoms.cpu().numpy())
     ep, er, na = np.concatenate(e_pred), np.concatenate(e_ref), np.concatenate(n_at)
     fp, fr = np.concatenate(f_pred), np.concatenate(f_ref)
     de, df = ep - er, fp - fr

@@ -13,7 +13,9 @@ it then trains (``ffpt.train.strategies``). Run folders are never silently overw
 ``max_steps`` ends that epoch (validated, checkpointed); resuming it starts a new epoch.
 Pre-training with ``training.pt_source`` draws fresh rattled frames labelled by a teacher for
 every epoch (``ffpt.sampling.onthefly``: the frames depend only on the seed and the epoch).
-Distributed data parallel runs under ``torchrun`` (gloo): every rank draws the same global
+Device and precision: ``training.device`` (auto | cpu | cuda) and ``training.precision``
+(``ffpt.train.device``). Distributed data parallel runs under ``torchrun`` (gloo on CPU, NCCL on
+CUDA, one GPU per rank): every rank draws the same global
 batch and takes its share; losses are normalised by global counts and gradients summed over the
 ranks, so the trajectory equals a single process on the same global batch.
 """
@@ -45,6 +47,14 @@ from ffpt.model.checkpoint import (
 )
 from ffpt.model.forces import batch_energy_forces
 from ffpt.train.config import DEFAULTS, resolve
+from ffpt.train.device import (
+    all_reduce_,
+    broadcast_,
+    dist_backend,
+    precision_context,
+    resolve_device,
+    to_cpu,
+)
 from ffpt.train.metrics import evaluate, loss_terms
 from ffpt.train.rundir import check_resume_config, prepare_run_dir
 from ffpt.train.strategies import (
@@ -122,10 +132,10 @@ def _elements_of(*sets: FrameSet | None, extra: list[str] = ()) -> list[str]:
 
 
 # ----------------------------------------------------------------------- distributed
-def _dist_setup() -> tuple[int, int]:
+def _dist_setup(backend: str = "gloo") -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("gloo")
+        dist.init_process_group(backend)
     if dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
@@ -147,7 +157,9 @@ def train(
     cfg = resolve(config)
     tcfg = cfg["training"]
     run_dir = Path(run_dir)
-    rank, world = _dist_setup()
+    device = resolve_device(str(tcfg["device"]))
+    amp = precision_context(str(tcfg["precision"]), device)
+    rank, world = _dist_setup(dist_backend(device))
     main = rank == 0
     if tcfg["num_threads"]:
         torch.set_num_threads(int(tcfg["num_threads"]))
@@ -203,6 +215,9 @@ def train(
         pt_fs = _load(tcfg["replay"]["data"], {"data": replay_read}, "replay (PT)")
         pt_graphs = GraphSet(pt_fs, model.elements, model.cutoff, progress=progress and main)
 
+    model.to(device)
+    if head is not None:
+        head.to(device)
     lr0 = float(tcfg["lr"])
     groups = param_groups(model, lr0, list(tcfg["ft_freeze"]), dict(tcfg["ft_lr_mult"]))
     if head is not None:
@@ -262,24 +277,26 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             parts = []
             if len(local):
-                loss, sse_e, sse_f = _data_loss(model, graphs, local, n_frames, 3 * n_at,
-                                                dtype, wE, wF)
+                with amp():
+                    loss, sse_e, sse_f = _data_loss(model, graphs, local, n_frames, 3 * n_at,
+                                                    dtype, wE, wF)
                 parts.append(loss)
                 sums[:3] += torch.stack([loss.detach().double() * n_frames, sse_e.detach(),
-                                         sse_f.detach()])
+                                         sse_f.detach()]).cpu()
             if replay_model is not None:
                 ridx = replay_indices(replay_rng, n_frames, len(pt_graphs), ratio)
                 rlocal = ridx[rank::world]
                 if len(rlocal):
                     n_comp = 3 * int(pt_graphs.frames.n_atoms[ridx].sum())
-                    rloss, _, _ = _data_loss(replay_model, pt_graphs, rlocal, len(ridx), n_comp,
-                                             dtype, wE, wF)
+                    with amp():
+                        rloss, _, _ = _data_loss(replay_model, pt_graphs, rlocal, len(ridx),
+                                                 n_comp, dtype, wE, wF)
                     parts.append(w_replay * rloss)
-                    sums[3] += rloss.detach().double() * n_frames
+                    sums[3] += rloss.detach().double().cpu() * n_frames
             if l2sp is not None and main:  # counted once over the ranks
                 pen = l2sp.penalty(model)
                 parts.append(pen)
-                sums[4] += pen.detach().double() * n_frames
+                sums[4] += pen.detach().double().cpu() * n_frames
             if parts:
                 sum(parts).backward()
             if world > 1:
@@ -290,7 +307,7 @@ def train(
             step += 1
             n_seen, atoms_seen = n_seen + n_frames, atoms_seen + n_at
         if world > 1:
-            dist.all_reduce(sums)
+            all_reduce_(sums, device)
         train_loss = float(sums[0] / n_seen)
         row = {"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"],
                "train_loss": train_loss,
@@ -319,14 +336,14 @@ def train(
         if main:
             state = {
                 "config": saved_cfg, "epoch": epoch, "step": step, "best_val": best_val,
-                "history": history, "optimizer_state": optimizer.state_dict(),
+                "history": history, "optimizer_state": to_cpu(optimizer.state_dict()),
                 "scheduler_state": scheduler.state_dict(),
                 "rng": {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state(),
                         "replay": replay_rng.bit_generator.state},
                 "mode": cfg["mode"], "ft_start": ft_start,
             }
             if l2sp is not None:
-                state["l2sp_reference"] = l2sp.state_dict()
+                state["l2sp_reference"] = to_cpu(l2sp.state_dict())
             if head is not None:
                 state["replay_head_state"] = {k: v.detach().cpu()
                                               for k, v in head.state_dict().items()}
@@ -350,7 +367,7 @@ def train(
         elif tcfg["max_time_min"] and row["time_s"] > 60 * float(tcfg["max_time_min"]):
             stop_reason, stop = "max_time (guard)", torch.tensor(1)
         if world > 1:
-            dist.broadcast(stop, 0)
+            broadcast_(stop, device)
         if int(stop):
             break
     if epochs_bar is not None:
@@ -362,7 +379,7 @@ def train(
         metrics["finetune"] = _ft_record(tcfg, ft_start, model, head, pt_graphs)
     if main:
         _plot(history, run_dir, cfg["mode"])
-        best = model_from_checkpoint(load_checkpoint(best_path)).eval()
+        best = model_from_checkpoint(load_checkpoint(best_path)).eval().to(device)
         if val_graphs is not None:
             metrics["val"] = evaluate(best, val_graphs, ebs)
         if test_graphs is not None:
@@ -375,7 +392,7 @@ def train(
 def _data_loss(module: torch.nn.Module, graphs: GraphSet, idx: np.ndarray, n_frames: int,
                n_comp: int, dtype: torch.dtype, w_e: float, w_f: float):
     """(loss, SSE_E, SSE_F) of frames ``idx``, normalised by the global batch counts."""
-    b = graphs.batch(idx).to(dtype=dtype)
+    b = graphs.batch(idx).to(device=next(module.parameters()).device, dtype=dtype)
     out = batch_energy_forces(module, b.species, b.pos, b.edge_index, b.edge_shift, b.batch,
                               b.num_graphs, training=True)
     sse_e, sse_f = loss_terms(out, b.energy, b.forces, b.n_atoms)
