@@ -167,6 +167,9 @@ def test_water_tiny_end_to_end(tmp_path):
     assert rp["n_frames"] == 50 and set(rp["errors"]) == {"pt", "scratch", "plain-paper", "replay"}
     assert set(s["msd"]["per_variant"]) == {"scratch", "plain-paper", "replay"}
     assert (results / "msd.png").exists() and "reference" in s["msd"]["rdf"]
+    ml = s["ml_round"]  # the models' own MD frames, labelled and added; variants retrained
+    assert ml["n_new"] == 2 and ml["n_train"] + ml["n_test"] == ml["n_new"] + ml["n_round1"]
+    assert "xtb" in ml["method"].lower()
 
 
 def test_combustion_tiny_end_to_end(tmp_path):

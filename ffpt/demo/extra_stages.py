@@ -6,9 +6,10 @@ section; absent or empty -> none of them run and no existing stage hash changes)
 * after the report: ``size_study`` (the same PT model, FT/scratch on fewer FT frames:
   child pipelines in ``<run>/size_<n>``; ``paper.size_study``), ``extra_tests`` (more
   labelled test sets; ``paper.extra_tests``), ``per_reaction`` (test errors per reaction),
-  ``irc`` (energy profile along an IRC; ``paper.irc``), ``msd`` (water diffusion from the
-  stability dumps; ``paper.msd``), ``metad`` (LAMMPS WT-MetaD, temperature check, products,
-  FES; ``paper.metad``), then ``paper_report`` (``paper.results_dir``).
+  ``irc`` (energy profile along an IRC; ``paper.irc``), ``msd`` (water diffusion and O-O RDF
+  from the stability dumps; ``paper.msd``), ``ml_round`` (water: label the models' own MD
+  frames, train again in ``<run>/round2``; ``paper.ml_round``), ``metad`` (LAMMPS WT-MetaD,
+  temperature check, products, FES; ``paper.metad``), then ``paper_report`` (``paper.results_dir``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from ffpt.config import expand_path
 
 #: post-chain stages in run order, with the ``paper`` key that switches each on
 POST = (("size_study", "size_study"), ("extra_tests", "extra_tests"),
-        ("per_reaction", "h2comb"), ("irc", "irc"), ("msd", "msd"), ("metad", "metad"),
+        ("per_reaction", "h2comb"), ("irc", "irc"), ("msd", "msd"), ("ml_round", "ml_round"),
+        ("metad", "metad"),
         ("paper_report", "results_dir"))
 
 
@@ -71,6 +73,11 @@ def after(pipe) -> None:
         pipe.stage("irc", [p["irc"]], ("train_pt", *trained), lambda: irc_profile(pipe, p["irc"]))
     if p.get("msd"):
         pipe.stage("msd", [p["msd"]], ("stability",), lambda: water_msd(pipe, p["msd"]))
+    if p.get("ml_round"):
+        from ffpt.demo.paper_water import ml_round
+
+        pipe.stage("ml_round", [p["ml_round"]], ("stability", "ft_labels", "train_pt"),
+                   lambda: ml_round(pipe, p["ml_round"]))
     if p.get("metad"):
         from ffpt.demo.paper_combustion import run_metad_stage
 
