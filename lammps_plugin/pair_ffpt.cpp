@@ -87,13 +87,6 @@ int env_int(const char *name)
   return std::max(0, std::atoi(v));
 }
 
-double process_cpu_seconds()
-{
-  timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return (double) ts.tv_sec + 1e-9 * (double) ts.tv_nsec;
-}
-
 bool starts_with(const std::string &s, const char *prefix)
 {
   return s.compare(0, std::strlen(prefix), prefix) == 0;
@@ -151,7 +144,7 @@ std::string major_minor(const std::string &v)
 
 PairFFPT::PairFFPT(LAMMPS *lmp) :
     Pair(lmp), fold(true), use_ghosts(false), model_loaded(false), check_masses(true), trust(false),
-    exchange_request(AUTO), layers(false), timing(false), node_channels(0), layer_hops(1), timed_steps(0), cpu_seconds(0.0), cpu_start(0.0),
+    exchange_request(AUTO), layers(false), timing(false), node_channels(0), layer_hops(1), timed_steps(0), cpu_seconds(0.0), cpu_start(0.0), cpu_exchange(0.0),
     device(torch::kCPU), dtype(torch::kFloat64), cutoff(0.0), num_interactions(0)
 {
   std::fill(timers, timers + T_COUNT, 0.0);
@@ -674,13 +667,14 @@ void PairFFPT::finish()
     static const char *names[T_COUNT] = {"graph build", "copies to the model",
                                          "model forward", "model backward",
                                          "ghost exchange", "forces/energy/virial out"};
-    double mine[T_COUNT + 2], sum[T_COUNT + 2], most[T_COUNT + 2];
+    double mine[T_COUNT + 3], sum[T_COUNT + 3], most[T_COUNT + 3];
     double total = 0.0;
     for (int t = 0; t < T_COUNT; t++) total += (mine[t] = 1e3 * timers[t] / timed_steps);
     mine[T_COUNT] = total;
     mine[T_COUNT + 1] = 1e3 * cpu_seconds / timed_steps;
-    MPI_Allreduce(mine, sum, T_COUNT + 2, MPI_DOUBLE, MPI_SUM, world);
-    MPI_Allreduce(mine, most, T_COUNT + 2, MPI_DOUBLE, MPI_MAX, world);
+    mine[T_COUNT + 2] = 1e3 * cpu_exchange / timed_steps;
+    MPI_Allreduce(mine, sum, T_COUNT + 3, MPI_DOUBLE, MPI_SUM, world);
+    MPI_Allreduce(mine, most, T_COUNT + 3, MPI_DOUBLE, MPI_MAX, world);
     std::ifstream status("/proc/self/status");
     std::string line;
     double rss = 0.0, rss_max = 0.0;
@@ -698,13 +692,15 @@ void PairFFPT::finish()
                           sum[T_COUNT] / n, most[T_COUNT]);
       text += fmt::format("  {:<26s} {:10.3f} ({:.3f})\n", "CPU time in pair_style",
                           sum[T_COUNT + 1] / n, most[T_COUNT + 1]);
+      text += fmt::format("  {:<26s} {:10.3f} ({:.3f})\n", "  of which ghost exchange",
+                          sum[T_COUNT + 2] / n, most[T_COUNT + 2]);
       text += fmt::format("  peak memory (VmHWM) per rank: {:.1f} MB (largest rank)\n", rss_max);
       utils::logmesg(lmp, text);
     }
   }
   std::fill(timers, timers + T_COUNT, 0.0);
   timed_steps = 0;
-  cpu_seconds = 0.0;
+  cpu_seconds = cpu_exchange = 0.0;
 }
 
 /* Non-finite or absurd forces: an error naming the atom (not a silently exploding run). */
@@ -856,6 +852,13 @@ int PairFFPT::build_unfolded_graph()
     set_node(k, k);
   }
   return nall;
+}
+
+double PairFFPT::process_cpu_seconds()
+{
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double) ts.tv_sec + 1e-9 * (double) ts.tv_nsec;
 }
 
 /* Entry point for the torch-free loader ffptplugin.so (see ffpt_plugin.cpp). */

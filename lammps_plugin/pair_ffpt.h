@@ -85,6 +85,7 @@ class PairFFPT : public Pair {
   long timed_steps;
   double cpu_seconds;    // process CPU time inside compute() (a load-independent measure)
   double cpu_start;
+  double cpu_exchange;   // of which in the ghost exchange (MPI waits spin: counts the waits)
   std::chrono::steady_clock::time_point tick;
   void lap(int which);
 
@@ -107,6 +108,7 @@ class PairFFPT : public Pair {
   void too_close(int a, int b, double rsq);
   void check_forces(const double *fp, int nnodes);
   void setup_threads_and_device();
+  static double process_cpu_seconds();
 };
 
 }    // namespace LAMMPS_NS

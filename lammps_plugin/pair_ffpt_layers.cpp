@@ -219,7 +219,9 @@ void PairFFPT::compute_layers()
     for (int k = 0; k < L; k++) {
       if (k > 0) {
         lap(T_FORWARD);
+        const double c0 = process_cpu_seconds();
         x = exchange_forward(x, nnodes);
+        cpu_exchange += process_cpu_seconds() - c0;
         lap(T_EXCHANGE);
       }
       if (!work) continue;
@@ -256,7 +258,9 @@ void PairFFPT::compute_layers()
     }
     if (k > 0) {
       lap(T_BACKWARD);
+      const double c0 = process_cpu_seconds();
       gout = exchange_reverse(gin, nnodes);
+      cpu_exchange += process_cpu_seconds() - c0;
       lap(T_EXCHANGE);
     }
   }
