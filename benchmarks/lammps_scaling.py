@@ -30,7 +30,8 @@ MODELS = {
     "paper": {"features": 128, "num_radial": 20, "cutoff": 5.0, "num_interactions": 3},
     "small": {"features": 32, "num_radial": 8, "cutoff": 5.0, "num_interactions": 2},
 }
-RUNS = [(1, "shell"), (2, "shell"), (2, "layer")]  # (ranks, exchange)
+RUNS = [(1, "shell"), (1, "layer"), (2, "shell"), (2, "layer")]  # (ranks, exchange)
+MEMORY_FRACTION = 0.6  # skip a size whose estimated peak exceeds this share of MemAvailable
 PARTS = ["graph build", "copies to the model", "model forward", "model backward",
          "ghost exchange", "forces/energy/virial out"]
 
@@ -53,6 +54,8 @@ def parse_timing(stdout: str) -> dict[str, float]:
         out[part] = float(re.search(rf"  {re.escape(part)}\s+(\S+)", block).group(1))
     out["rss_mb"] = float(re.search(r"per rank: (\S+) MB", block).group(1))
     out["cpu_ms"] = float(re.search(r"CPU time in pair_style\s+\S+ \((\S+)\)", block).group(1))
+    found = re.search(r"of which ghost exchange\s+(\S+)", block)
+    out["cpu_exchange_ms"] = float(found.group(1)) if found else 0.0
     return out
 
 
@@ -78,6 +81,13 @@ run {steps}
     res = {"step_ms": 1e3 * log.loop_time_s / log.steps, **parse_timing(proc.stdout)}
     res["exchange"] = "layer" if "per-layer exchange" in proc.stdout else "shell"
     return res
+
+
+def mem_available_mb() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return float(line.split()[1]) / 1024
+    return float("inf")
 
 
 def machine() -> str:
@@ -113,7 +123,8 @@ def main() -> None:
     from ffpt.model import build_model
 
     head = ["model", "atoms", "ranks", "exchange", "ms/step", "speed-up vs 1 rank",
-            "pair CPU ms/step (slowest rank)", "CPU-time speed-up", *PARTS, "peak MB/rank"]
+            "pair CPU ms/step (slowest rank)", "CPU-time speed-up", "exchange CPU ms/step",
+            *PARTS, "peak MB/rank"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     start = f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, `{uptime()}`"
     with tempfile.TemporaryDirectory() as tmp:
@@ -123,16 +134,25 @@ def main() -> None:
             art = tmp / f"{name}.pt"
             deploy_model(build_model({**MODELS[name], "dtype": "float32"}, ["H", "O"]), art,
                          dtype="float32")
+            peak_per_atom = 0.0
             for size in (int(s) for s in a.sizes.split(",")):
+                need, avail = peak_per_atom * size, mem_available_mb()
+                if need > MEMORY_FRACTION * avail:  # estimated from the smaller box, 1 rank
+                    rows.append(f"| {name} | {size} | - | skipped: 1 rank needs ~{need / 1e3:.0f}"
+                                f" GB, {avail / 1e3:.0f} GB available |" + " |" * (len(head) - 4))
+                    print(rows[-1], flush=True)
+                    continue
                 atoms = water(size)
                 one = one_cpu = None
                 for nprocs, exchange in RUNS:
                     r = run(art, atoms, nprocs, exchange, a.steps,
                             tmp / f"{name}-{size}-{nprocs}-{exchange}")
                     one, one_cpu = one or r["step_ms"], one_cpu or r["cpu_ms"]
+                    if nprocs == 1:
+                        peak_per_atom = max(peak_per_atom, r["rss_mb"] / size)
                     cells = [name, str(size), str(nprocs), r["exchange"], f"{r['step_ms']:.0f}",
                              f"{one / r['step_ms']:.2f}x", f"{r['cpu_ms']:.0f}",
-                             f"{one_cpu / r['cpu_ms']:.2f}x",
+                             f"{one_cpu / r['cpu_ms']:.2f}x", f"{r['cpu_exchange_ms']:.0f}",
                              *(f"{r[k]:.0f}" for k in PARTS), f"{r['rss_mb']:.0f}"]
                     rows.append("| " + " | ".join(cells) + " |")
                     print(rows[-1], flush=True)

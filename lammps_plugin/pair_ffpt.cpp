@@ -144,7 +144,7 @@ std::string major_minor(const std::string &v)
 
 PairFFPT::PairFFPT(LAMMPS *lmp) :
     Pair(lmp), fold(true), use_ghosts(false), model_loaded(false), check_masses(true), trust(false),
-    exchange_request(AUTO), layers(false), timing(false), node_channels(0), layer_hops(1), timed_steps(0), cpu_seconds(0.0), cpu_start(0.0), cpu_exchange(0.0),
+    exchange_request(AUTO), layers(false), timing(false), node_channels(0), layer_hops(1), timed_steps(0), cpu_seconds(0.0), cpu_start(0.0), cpu_exchange(0.0), graph_nodes(0.0), graph_edges(0.0),
     device(torch::kCPU), dtype(torch::kFloat64), cutoff(0.0), num_interactions(0)
 {
   std::fill(timers, timers + T_COUNT, 0.0);
@@ -577,6 +577,8 @@ void PairFFPT::compute(int eflag, int vflag)
   }
 
   const int nnodes = fold ? build_folded_graph() : build_unfolded_graph();
+  graph_nodes += nnodes;
+  graph_edges += (double) edge_i.size();
   lap(T_GRAPH);
   const int nlocal = atom->nlocal;
   double **f = atom->f;
@@ -667,14 +669,16 @@ void PairFFPT::finish()
     static const char *names[T_COUNT] = {"graph build", "copies to the model",
                                          "model forward", "model backward",
                                          "ghost exchange", "forces/energy/virial out"};
-    double mine[T_COUNT + 3], sum[T_COUNT + 3], most[T_COUNT + 3];
+    double mine[T_COUNT + 5], sum[T_COUNT + 5], most[T_COUNT + 5];
     double total = 0.0;
     for (int t = 0; t < T_COUNT; t++) total += (mine[t] = 1e3 * timers[t] / timed_steps);
     mine[T_COUNT] = total;
     mine[T_COUNT + 1] = 1e3 * cpu_seconds / timed_steps;
     mine[T_COUNT + 2] = 1e3 * cpu_exchange / timed_steps;
-    MPI_Allreduce(mine, sum, T_COUNT + 3, MPI_DOUBLE, MPI_SUM, world);
-    MPI_Allreduce(mine, most, T_COUNT + 3, MPI_DOUBLE, MPI_MAX, world);
+    mine[T_COUNT + 3] = graph_nodes / timed_steps;
+    mine[T_COUNT + 4] = graph_edges / timed_steps;
+    MPI_Allreduce(mine, sum, T_COUNT + 5, MPI_DOUBLE, MPI_SUM, world);
+    MPI_Allreduce(mine, most, T_COUNT + 5, MPI_DOUBLE, MPI_MAX, world);
     std::ifstream status("/proc/self/status");
     std::string line;
     double rss = 0.0, rss_max = 0.0;
@@ -694,13 +698,18 @@ void PairFFPT::finish()
                           sum[T_COUNT + 1] / n, most[T_COUNT + 1]);
       text += fmt::format("  {:<26s} {:10.3f} ({:.3f})\n", "  of which ghost exchange",
                           sum[T_COUNT + 2] / n, most[T_COUNT + 2]);
+      text += fmt::format("  graph per rank: {:.0f} nodes = {:.1f} % of the {} atoms ({:.1f} %), "
+                          "{:.0f} edges ({:.0f})\n",
+                          sum[T_COUNT + 3] / n, 100.0 * sum[T_COUNT + 3] / n / atom->natoms,
+                          atom->natoms, 100.0 * most[T_COUNT + 3] / atom->natoms,
+                          sum[T_COUNT + 4] / n, most[T_COUNT + 4]);
       text += fmt::format("  peak memory (VmHWM) per rank: {:.1f} MB (largest rank)\n", rss_max);
       utils::logmesg(lmp, text);
     }
   }
   std::fill(timers, timers + T_COUNT, 0.0);
   timed_steps = 0;
-  cpu_seconds = cpu_exchange = 0.0;
+  cpu_seconds = cpu_exchange = graph_nodes = graph_edges = 0.0;
 }
 
 /* Non-finite or absurd forces: an error naming the atom (not a silently exploding run). */

@@ -86,6 +86,7 @@ class PairFFPT : public Pair {
   double cpu_seconds;    // process CPU time inside compute() (a load-independent measure)
   double cpu_start;
   double cpu_exchange;   // of which in the ghost exchange (MPI waits spin: counts the waits)
+  double graph_nodes, graph_edges;    // summed over the timed steps (graph size per rank)
   std::chrono::steady_clock::time_point tick;
   void lap(int which);
 

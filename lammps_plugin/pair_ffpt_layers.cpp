@@ -190,6 +190,8 @@ void PairFFPT::compute_layers()
   const int nnodes = build_layer_graph();
   const int L = num_interactions;
   const bool work = nnodes > 0;    // ranks without atoms still take part in every exchange
+  graph_nodes += nnodes;
+  graph_edges += (double) edge_i.size();
   lap(T_GRAPH);
 
   const int64_t nedges = (int64_t) edge_i.size();
