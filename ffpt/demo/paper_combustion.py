@@ -148,6 +148,15 @@ def _lammps_text(template: Path, spec: dict) -> str:
     damp = float(spec["damp_ps"])
     text = re.sub(r"fix thermostat all langevin 300\.0 300\.0 [0-9.]+",
                   f"fix thermostat all langevin 300.0 300.0 {damp}", text)
+    # 'zero yes' subtracts the mean random force from every atom: in a 3-atom H/O molecule the
+    # H atom then gets the O atoms' (4x larger) noise and the molecule runs at ~750 K instead
+    # of 300 K (measured with a Morse HO2 in LAMMPS: 746 K; with 'zero no' 298 K over all 3N
+    # degrees of freedom). So: no zeroing, and the thermo temperature counts all 3N dof.
+    text = re.sub(r"(fix thermostat all langevin .*) zero yes", r"\1 zero no", text)
+    if "extra/dof" not in text:
+        text = re.sub(r"^(fix thermostat all langevin .*)$",
+                      r"\1\ncompute_modify thermo_temp extra/dof 0   # T over all 3N dof",
+                      text, count=1, flags=re.M)
     text = re.sub(r"^thermo \d+", f"thermo {int(spec.get('thermo_every', 500))}", text,
                   flags=re.M)
     text = re.sub(r"dump traj all custom \d+",
