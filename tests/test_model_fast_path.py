@@ -17,6 +17,8 @@ from conftest import make_water_box
 
 from ffpt.data.graph import atoms_to_batch
 from ffpt.model import build_model
+from ffpt.model.forces import forces_from_edge_grad
+from ffpt.model.newtonnet import edge_pairing
 
 #: checkpoint keys of a 1-layer model (old checkpoints must keep loading)
 KEYS_NO_DISP = [
@@ -59,24 +61,43 @@ def reference_energies(model, species, edge_index, edge_vec):
 
 
 def energy_grads(fn, model, species, edge_index, edge_vec):
+    """Atomic energies, forces and the parameter gradient of an energy + force loss."""
     ev = edge_vec.clone().requires_grad_(True)
     atomic = fn(species, edge_index, ev)
     (g,) = torch.autograd.grad(atomic.sum(), ev, create_graph=True)
+    forces = forces_from_edge_grad(g, edge_index, species.shape[0])
     params = [p for p in model.parameters() if p.requires_grad]
-    pg = torch.autograd.grad((g**2).sum() + atomic.sum(), params, allow_unused=True)
-    return atomic, g, pg
+    pg = torch.autograd.grad((forces**2).sum() + atomic.sum(), params, allow_unused=True)
+    return atomic, forces, pg
 
 
+def aspirin_like():
+    from ase.build import molecule
+
+    a = molecule("CH3COOH")
+    b = molecule("C6H6")
+    b.translate([3.0, 0.5, 0.3])
+    a += b
+    a.rattle(0.05, seed=1)
+    return a
+
+
+@pytest.mark.parametrize("system", ["small periodic box", "molecule"])
 @pytest.mark.parametrize("displacement", [False, True])
-def test_plain_path_equals_e3nn_path(displacement):
+def test_plain_path_equals_e3nn_path(displacement, system):
+    """Small box: periodic images repeat atom pairs, every edge is computed; molecule: edges
+    come in (i, j)/(j, i) pairs and the MLPs run once per pair (edge_pairing)."""
     torch.manual_seed(1)
     model = build_model({"features": 16, "num_interactions": 3, "dtype": "float64",
-                         "displacement": displacement}, ["H", "O"])
+                         "displacement": displacement}, ["H", "C", "O"])
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith("bias"):
                 p.add_(0.1 * torch.randn_like(p))  # non-zero biases: every term exercised
-    b = atoms_to_batch(make_water_box(2, seed=4), model.elements, model.cutoff)
+    atoms = make_water_box(2, seed=4) if system == "small periodic box" else aspirin_like()
+    b = atoms_to_batch(atoms, model.elements, model.cutoff)
+    paired = edge_pairing(b.edge_index, len(b.pos)) is not None
+    assert paired == (system == "molecule")
     ev = (b.pos[b.edge_index[1]] - b.pos[b.edge_index[0]] + b.edge_shift).double()
     ref = energy_grads(lambda *x: reference_energies(model, *x), model, b.species,
                        b.edge_index, ev)
@@ -110,3 +131,24 @@ def test_vector_linear_matrix_is_e3nn_linear():
     v = torch.randn(5, 6, 3, dtype=torch.float64)
     plain = torch.einsum("nuc,uw->nwc", v, vl.matrix())
     torch.testing.assert_close(plain, vl(v), atol=1e-12, rtol=0)
+
+
+def test_pairing_needs_every_reverse_edge_and_keeps_virial():
+    """An edge without its reverse disables pairing; with pairs, forces and the virial
+    (per-edge gradients are attributed differently) equal the unpaired computation."""
+    from ffpt.model.forces import EnergyForces
+
+    torch.manual_seed(2)
+    model = build_model({"features": 16, "num_interactions": 2, "dtype": "float64"},
+                        ["H", "O"])
+    b = atoms_to_batch(make_water_box(4, seed=5), model.elements, model.cutoff)
+    n = len(b.pos)
+    assert edge_pairing(b.edge_index, n) is not None
+    assert edge_pairing(b.edge_index[:, 1:], n) is None
+    ef = EnergyForces(model)
+    args = (b.pos, b.species, b.edge_index, b.edge_shift, n)
+    paired = ef(*args)
+    model.pair_edges = False
+    full = ef(*args)
+    for x, y in zip(paired, full, strict=True):
+        torch.testing.assert_close(x, y, atol=1e-12, rtol=1e-12)

@@ -25,7 +25,7 @@ for the weights and the reference (tests/test_model_fast_path.py proves equality
 """
 
 
-from typing import List  # noqa: UP035 (TorchScript resolves typing.List)
+from typing import List, Optional  # noqa: UP035 (TorchScript resolves typing.List)
 
 import torch
 from e3nn import o3
@@ -151,11 +151,47 @@ class Interaction(nn.Module):
         edge_index: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         i, j = edge_index[0], edge_index[1]
-        n, nf, ne = a.shape[0], a.shape[1], i.shape[0]
         ha = self.phi_a(a)
         m = ha.index_select(0, i) * ha.index_select(0, j) * self.w_rbf(rbf)  # [E, F]
         a = a.index_add(0, i, m.to(a.dtype))  # (m is bf16 under autocast)
-        out = self.edge_mlps(m)  # [k, E, F]
+        return self.vector_update(a, f, d, self.edge_mlps(m), env, sh, edge_index)
+
+    def forward_paired(
+        self,
+        a: torch.Tensor,
+        f: torch.Tensor,
+        d: torch.Tensor,
+        rbf_c: torch.Tensor,
+        env: torch.Tensor,
+        sh: torch.Tensor,
+        edge_index: torch.Tensor,
+        canon: torch.Tensor,
+        expand: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`forward` for a graph whose every edge has its reverse (:func:`edge_pairing`):
+        m_ij = m_ji, so the message and the phi MLPs run once per pair (``canon`` edges,
+        ``rbf_c`` their radial basis) and are gathered back to all edges by ``expand``."""
+        ic, jc = edge_index[0].index_select(0, canon), edge_index[1].index_select(0, canon)
+        ha = self.phi_a(a)
+        m = ha.index_select(0, ic) * ha.index_select(0, jc) * self.w_rbf(rbf_c)  # [E/2, F]
+        mm = m.to(a.dtype)
+        a = a.index_add(0, ic, mm).index_add(0, jc, mm)
+        out = self.edge_mlps(m).index_select(1, expand)  # [k, E, F]
+        return self.vector_update(a, f, d, out, env, sh, edge_index)
+
+    def vector_update(
+        self,
+        a: torch.Tensor,
+        f: torch.Tensor,
+        d: torch.Tensor,
+        out: torch.Tensor,
+        env: torch.Tensor,
+        sh: torch.Tensor,
+        edge_index: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Steps 3-5 of the layer from the per-edge MLP outputs ``out`` [k, E, F]."""
+        i, j = edge_index[0], edge_index[1]
+        n, nf, ne = a.shape[0], a.shape[1], i.shape[0]
         env = env.unsqueeze(-1)
         # vectors as [3N, F] (component-major rows): gathers/scatters over 3E rows
         i3 = torch.cat([i, i + n, i + 2 * n])
@@ -181,6 +217,45 @@ class Interaction(nn.Module):
         return a, ft.view(3, n, nf).permute(1, 2, 0), d
 
 
+def edge_pairing(
+    edge_index: torch.Tensor, n: int
+) -> Optional[tuple[torch.Tensor, torch.Tensor]]:  # noqa: UP045 (TorchScript)
+    """``(canon, expand)`` when every edge (i, j) has exactly one reverse (j, i) and no pair
+    repeats (no periodic images of the same pair): ``canon`` lists the edges with i < j, and
+    ``expand[e]`` is the position in ``canon`` of edge e or of its reverse. None otherwise
+    (then every edge is computed, e.g. small periodic cells or LAMMPS ghost graphs)."""
+    i, j = edge_index[0], edge_index[1]
+    ne = i.shape[0]
+    if ne == 0 or ne % 2 == 1 or bool((i == j).any()):
+        return None
+    key = i * n + j
+    order = torch.argsort(key)
+    sk = key.index_select(0, order)
+    if bool((sk[1:] == sk[:-1]).any()):
+        return None
+    rkey = j * n + i
+    rev = order.index_select(0, torch.searchsorted(sk, rkey).clamp(max=ne - 1))
+    if not bool((key.index_select(0, rev) == rkey).all()):
+        return None
+    lower = i < j
+    canon = torch.nonzero(lower).squeeze(1)
+    slot = torch.zeros(ne, dtype=i.dtype, device=i.device)
+    slot[canon] = torch.arange(canon.shape[0], dtype=i.dtype, device=i.device)
+    return canon, torch.where(lower, slot, slot.index_select(0, rev))
+
+
+@torch.jit.unused
+def _tracing() -> bool:
+    """Inside make_fx (the AOTInductor route), torch.compile or torch.export."""
+    from torch.fx.experimental.proxy_tensor import get_proxy_mode
+
+    return (
+        get_proxy_mode() is not None
+        or torch.compiler.is_compiling()
+        or torch.compiler.is_exporting()
+    )
+
+
 @compile_mode("script")
 class NewtonNet(nn.Module):
     """Atomic energies (eV) from species and edge vectors; see module docstring."""
@@ -189,6 +264,7 @@ class NewtonNet(nn.Module):
     cutoff: float
     num_interactions: int
     features: int
+    pair_edges: bool
 
     def __init__(
         self,
@@ -207,6 +283,7 @@ class NewtonNet(nn.Module):
         self.cutoff = float(cutoff)
         self.num_interactions = int(num_interactions)
         self.features = int(features)
+        self.pair_edges = True  # one MLP evaluation per edge pair when edges come in pairs
         self.embedding = nn.Embedding(len(elements), features)
         self.rbf = BesselBasis(cutoff, num_radial)
         self.envelope = PolynomialEnvelope(cutoff)
@@ -251,6 +328,17 @@ class NewtonNet(nn.Module):
         n = a.shape[0]
         f = torch.zeros((n, self.features, 3), dtype=a.dtype, device=a.device)
         d = torch.zeros_like(f)
-        for layer in self.interactions:
-            a, f, d = layer(a, f, d, rbf, env, sh, edge_index)
+        pair = self.pair_edges
+        if not torch.jit.is_scripting() and _tracing():
+            pair = False  # data-dependent branch: torch.export/AOTInductor take the full path
+        pairing = edge_pairing(edge_index, n) if pair else None
+        if pairing is None:
+            for layer in self.interactions:
+                a, f, d = layer(a, f, d, rbf, env, sh, edge_index)
+        else:
+            canon, expand = pairing
+            rbf_c = rbf.index_select(0, canon)
+            for layer in self.interactions:
+                a, f, d = layer.forward_paired(a, f, d, rbf_c, env, sh, edge_index, canon,
+                                               expand)
         return a
