@@ -167,7 +167,18 @@ LAYER_CASES = {  # system, (nprocs, pair_style) runs
                    [(1, "ffpt exchange layer fold no"), (2, "ffpt"),
                     (2, "ffpt exchange layer fold no"), (4, "ffpt")]),
     "aspirin": (_aspirin, [(2, "ffpt"), (4, "ffpt")]),
+    "empty_ranks": (lambda: _in_corner(_aspirin()), [(4, "ffpt")]),
 }
+
+
+def _in_corner(atoms: Atoms, box: float = 30.0) -> Atoms:
+    """A molecule in one corner of a large periodic box: some ranks own no atom and still
+    take part in every exchange."""
+    out = atoms.copy()
+    out.positions -= out.positions.min(axis=0) - 0.5
+    out.set_cell([box, box, box])
+    out.pbc = True
+    return out
 
 
 @pytest.mark.parametrize("system", list(LAYER_CASES))
