@@ -236,7 +236,12 @@ def analyse_metad(d: Path, spec: dict) -> dict:
         res["T_mean_second_half_K"] = float(half.mean())
         res["T_median_K"] = float(np.median(t))
         res["T_max_K"] = float(t.max())
-        res["T_held"] = bool(abs(t.mean() - 300.0) <= float(spec.get("t_tolerance", 30.0)))
+        blocks = np.array_split(t, 10)  # standard error of the mean from 10 blocks
+        se = float(np.std([b.mean() for b in blocks], ddof=1) / np.sqrt(10)) if len(t) >= 20 \
+            else float("nan")
+        res["T_mean_se_K"] = se
+        tol = max(float(spec.get("t_tolerance", 30.0)), 2 * se if np.isfinite(se) else 0.0)
+        res["T_held"] = bool(abs(t.mean() - 300.0) <= tol)
     frames = read_dump_frames(d / "traj.lammpstrj") if (d / "traj.lammpstrj").exists() else []
     states: Counter = Counter()
     oo_broken = 0

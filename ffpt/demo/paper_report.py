@@ -197,7 +197,9 @@ def extra_sections(pipe) -> tuple[list[str], list[str]]:
         for rxn, per in r["metad"]["runs"].items():
             for mdl, x in per.items():
                 st = x.get("state_fraction", {})
-                rows.append([rxn, mdl, x.get("ps_simulated"), x.get("T_mean_K"),
+                rows.append([rxn, mdl, x.get("ps_simulated"),
+                             None if x.get("T_mean_K") is None else
+                             f"{x['T_mean_K']:.0f} ± {x.get('T_mean_se_K', float('nan')):.0f}",
                              x.get("T_mean_second_half_K"), x.get("T_held"),
                              ", ".join(f"{k} {v:.0%}" for k, v in list(st.items())[:4]),
                              x.get("O2_dissociated_fraction"),
@@ -211,8 +213,10 @@ def extra_sections(pipe) -> tuple[list[str], list[str]]:
                  f"Langevin damping {s['damp_ps']} ps (friction {1 / float(s['damp_ps']):g} "
                  f"ps⁻¹; paper 0.2 ps⁻¹), hills {s.get('height')} kJ/mol every {s.get('pace')} "
                  f"steps (paper 5 kJ/mol / 100), bias factor {s.get('biasfactor')}, "
-                 f"{s.get('timestep_fs', 0.2)} fs, {s['steps']} steps per run.", "",
-                 *_table(["rxn", "model", "ps", "T mean (K)", "T 2nd half (K)", "T held",
+                 f"{s.get('timestep_fs', 0.2)} fs, {s['steps']} steps per run; Langevin "
+                 "'zero no', T over all 3N dof (docs/paper_experiments.md). T held: |mean - "
+                 f"300 K| <= max({s.get('t_tolerance', 30.0)} K, 2 s.e.).", "",
+                 *_table(["rxn", "model", "ps", "T mean ± s.e. (K)", "T 2nd half (K)", "T held",
                           "product states (fraction of frames)", "O-O > 1.6 Å",
                           "FES RMS change, last slice (kJ/mol)"], rows), "",
                  *[f"![fes rxn{rxn} {mdl}](fes_rxn{rxn}_{mdl}.png)"
