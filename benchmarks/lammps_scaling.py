@@ -114,6 +114,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--models", default="small,paper")
     p.add_argument("--sizes", default="1536,12288")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="runs per configuration (interleaved); the fastest is kept")
     p.add_argument("-o", "--output", default=str(ROOT / "benchmarks/results/lammps_scaling.md"))
     a = p.parse_args()
 
@@ -144,9 +146,16 @@ def main() -> None:
                     continue
                 atoms = water(size)
                 one = one_cpu = None
+                best: dict[tuple[int, str], dict] = {}
+                for rep in range(a.repeats):  # interleaved: a load burst hits all alike
+                    for nprocs, exchange in RUNS:
+                        r = run(art, atoms, nprocs, exchange, a.steps,
+                                tmp / f"{name}-{size}-{nprocs}-{exchange}-{rep}")
+                        key = (nprocs, exchange)
+                        if key not in best or r["step_ms"] < best[key]["step_ms"]:
+                            best[key] = r
                 for nprocs, exchange in RUNS:
-                    r = run(art, atoms, nprocs, exchange, a.steps,
-                            tmp / f"{name}-{size}-{nprocs}-{exchange}")
+                    r = best[(nprocs, exchange)]
                     one, one_cpu = one or r["step_ms"], one_cpu or r["cpu_ms"]
                     if nprocs == 1:
                         peak_per_atom = max(peak_per_atom, r["rss_mb"] / size)
@@ -161,7 +170,7 @@ def main() -> None:
         "# pair_style ffpt over MPI ranks: ghost shell vs per-layer exchange",
         "",
         f"`python benchmarks/lammps_scaling.py --steps {a.steps} --models {a.models} "
-        f"--sizes {a.sizes}`",
+        f"--sizes {a.sizes} --repeats {a.repeats}`",
         "",
         f"- machine: {machine()}",
         f"- start: {start}",
@@ -173,6 +182,7 @@ def main() -> None:
         "  machine wall times swing with the other processes; the process CPU time spent in the",
         "  pair style by the slowest rank (MPI waits spin, so they count) is the load-independent",
         "  measure: its ratio is the speed-up the ranks would give on otherwise idle cores.",
+        "  With --repeats R each configuration ran R times, interleaved; the fastest run is shown.",
         "",
         *rows,
         "",
