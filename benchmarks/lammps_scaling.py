@@ -56,6 +56,8 @@ def parse_timing(stdout: str) -> dict[str, float]:
     out["cpu_ms"] = float(re.search(r"CPU time in pair_style\s+\S+ \((\S+)\)", block).group(1))
     found = re.search(r"of which ghost exchange\s+(\S+)", block)
     out["cpu_exchange_ms"] = float(found.group(1)) if found else 0.0
+    found = re.search(r"graph per rank: \S+ nodes = (\S+) %.*?, (\S+) edges", block)
+    out["graph"] = f"{found.group(1)} % / {found.group(2)}" if found else "-"
     return out
 
 
@@ -126,7 +128,7 @@ def main() -> None:
 
     head = ["model", "atoms", "ranks", "exchange", "ms/step", "speed-up vs 1 rank",
             "pair CPU ms/step (slowest rank)", "CPU-time speed-up", "exchange CPU ms/step",
-            *PARTS, "peak MB/rank"]
+            *PARTS, "peak MB/rank", "graph per rank: % of atoms / edges"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     start = f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, `{uptime()}`"
     with tempfile.TemporaryDirectory() as tmp:
@@ -162,7 +164,7 @@ def main() -> None:
                     cells = [name, str(size), str(nprocs), r["exchange"], f"{r['step_ms']:.0f}",
                              f"{one / r['step_ms']:.2f}x", f"{r['cpu_ms']:.0f}",
                              f"{one_cpu / r['cpu_ms']:.2f}x", f"{r['cpu_exchange_ms']:.0f}",
-                             *(f"{r[k]:.0f}" for k in PARTS), f"{r['rss_mb']:.0f}"]
+                             *(f"{r[k]:.0f}" for k in PARTS), f"{r['rss_mb']:.0f}", r["graph"]]
                     rows.append("| " + " | ".join(cells) + " |")
                     print(rows[-1], flush=True)
     end = f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, `{uptime()}`"
