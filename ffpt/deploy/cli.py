@@ -36,7 +36,7 @@ def deploy(checkpoint: str, output: str | None, dtype: str, fmt: str, trust: boo
         f"wrote {out}: elements {' '.join(meta.elements)}, cutoff {meta.cutoff:g} A, "
         f"{meta.num_interactions} interactions (receptive field {meta.receptive_field:g} A), "
         f"{meta.dtype}, weights sha256 {meta.weights_sha256[:12]}, content sha256 "
-        f"{meta.artifact_sha256[:12]}"
+        f"{meta.artifact_sha256[:12]}; MPI exchange modes: {meta.to_dict()['exchange']}"
     )
     click.echo(f"LAMMPS: pair_style ffpt\n        pair_coeff * * {out} {' '.join(meta.elements)}")
 
