@@ -323,6 +323,11 @@ def write_partial(cfg: dict, run_dir: Path, command: str) -> Path:
             d = json.loads(f.read_text())
             lines.append(f"- {f.parent.relative_to(run_dir)}: {d['reason']}, "
                          f"{d['time_ps']:.2f} ps")
+    pngs = sorted((run_dir / "report").glob("*.png"))
+    for png in pngs:  # figures of the finished main report, if any
+        shutil.copyfile(png, dest / png.name)
+    if pngs:
+        lines += ["", *[f"![{p.stem}]({p.name})" for p in pngs]]
     (dest / "PARTIAL.md").write_text("\n".join(lines) + "\n")
     return dest / "PARTIAL.md"
 
