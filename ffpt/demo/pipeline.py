@@ -283,11 +283,12 @@ class Pipeline:
 
         config = self.training_config(which)
         run_dir = self.run / "train" / which
-        tag = stage_hash(config)
+        tag = stage_hash(_without_budget(config))
         tag_file = run_dir / "demo_config_hash.txt"
+        # same settings apart from the budget (max_epochs/max_steps): continue from last.pt
         resume = (run_dir / "last.pt").exists() and tag_file.exists() and (
             tag_file.read_text().strip() == tag)
-        if resume:  # interrupted earlier with the same settings: continue from last.pt
+        if resume:  # interrupted earlier, or the budget was raised: continue from last.pt
             self.echo(f"    resuming {which} training from {run_dir / 'last.pt'}")
         elif run_dir.exists():
             shutil.rmtree(run_dir)  # changed settings: this stage's own folder starts over
@@ -339,6 +340,13 @@ class Pipeline:
         from ffpt.demo.report import write_report
 
         return write_report(self)
+
+
+def _without_budget(config: dict) -> dict:
+    """The training config less the keys a resume may change (ffpt.train.rundir allows them)."""
+    training = {k: v for k, v in config["training"].items()
+                if k not in ("max_epochs", "max_steps", "max_time_min")}
+    return {**config, "training": training}
 
 
 def _init(spec: dict) -> str | None:
