@@ -7,11 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from toy_model import ToyModel
 
 from ffpt.data.graph import neighbor_graph
 from ffpt.deploy import ArtifactMetadata, deploy_model, load_deployed
 from ffpt.deploy.layered import layered_evaluate
-from ffpt.deploy.toy import ToyModel
 from ffpt.model.newtonnet import NewtonNet
 
 

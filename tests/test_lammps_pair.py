@@ -20,11 +20,11 @@ import pytest
 import torch
 from ase import Atoms
 from ase.build import molecule
+from toy_model import ToyModel
 
 from ffpt.config import shared_data_dir
 from ffpt.deploy import deploy_model, load_deployed
 from ffpt.deploy.deploy import METADATA_FILE
-from ffpt.deploy.toy import ToyModel
 from ffpt.lammps import (
     lammps_env,
     lammps_executable,

@@ -24,27 +24,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from ffpt.model.forces import MaskedEnergyForces
+
 SUFFIX = ".pt2"
 INTERFACE = "MaskedEnergyForces(pos,species,edge_index,edge_shift,local_mask)->(E,E_i,F,W)"
-
-
-class MaskedEnergyForces(nn.Module):
-    """``forward(pos, species, edge_index, edge_shift, local_mask) -> (E, E_i, F, W)``."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, pos, species, edge_index, edge_shift, local_mask):
-        edge_vec = (pos[edge_index[1]] - pos[edge_index[0]] + edge_shift).detach()
-        edge_vec.requires_grad_(True)
-        atomic = self.model(species, edge_index, edge_vec)
-        energy = (atomic * local_mask).sum()
-        (g,) = torch.autograd.grad(energy, edge_vec)
-        forces = torch.zeros_like(pos).index_add(0, edge_index[0], g).index_add(
-            0, edge_index[1], -g)
-        virial = -edge_vec.detach().t() @ g
-        return energy.detach(), atomic.detach(), forces, virial
 
 
 def _example(model: nn.Module, dtype: torch.dtype):

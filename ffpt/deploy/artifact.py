@@ -28,6 +28,7 @@ from ffpt.deploy.trust import (
     untrusted_message,
     verify_content,
 )
+from ffpt.model.forces import virial_to_stress
 
 MAX_FORCE = 1e4  # eV/A: larger forces mean broken coordinates or a broken model
 
@@ -150,10 +151,7 @@ class DeployedCalculator(Calculator):
             "forces": r["forces"],
         }
         if self.atoms.pbc.all():
-            w = 0.5 * (r["virial"] + r["virial"].T)
-            # ASE stress = -virial / volume (Voigt xx yy zz yz xz xy)
-            s = -w / self.atoms.get_volume()
-            self.results["stress"] = s.flat[[0, 4, 8, 5, 2, 1]]
+            self.results["stress"] = virial_to_stress(r["virial"], self.atoms.get_volume())
 
 
 def load_deployed(path: str | os.PathLike, device: str = "cpu",

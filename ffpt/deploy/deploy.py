@@ -23,13 +23,13 @@ import torch
 from torch import nn
 
 from ffpt.data.frames import atomic_write
+from ffpt.model.checkpoint import DTYPES
 
 METADATA_FILE = "ffpt_metadata.txt"  # record extra/<METADATA_FILE> (trust.METADATA_RECORD)
 FORMAT_TAG = "ffpt-deployed-model"
 FORMAT_VERSION = 2  # bump when the C++ side must change; the plugin checks it
 # 2: metadata record in both formats, content hash, masses
 INTERFACE = "EnergyForces(pos,species,edge_index,edge_shift,nlocal)->(E,E_i,F,W)"
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 FORMATS = ("torchscript", "aotinductor")
 
 
@@ -129,10 +129,6 @@ def weights_sha256(module: nn.Module) -> str:
 
 def _energy_forces(model: nn.Module) -> nn.Module:
     """Wrap a NewtonNet-signature model in the deploy interface."""
-    from ffpt.deploy.toy import ToyEnergyForces, ToyModel
-
-    if isinstance(model, ToyModel):
-        return ToyEnergyForces(model)
     from ffpt.deploy.layered import LayeredEnergyForces, supports_layers
     from ffpt.model.forces import EnergyForces
 
