@@ -45,7 +45,8 @@ def load_demo_config(
 def _read_with_parents(path: Path) -> dict[str, Any]:
     """A config file; ``extends: PARENT.yaml`` (relative to the file) inherits every key of the
     parent and overrides them (the parent's presets are dropped). ``train.variants`` replaces
-    the parent's variants as a whole (an experiment names its own variants); ``train.pt`` and
+    the parent's variants as a whole (an experiment names its own variants), and so does
+    ``pt_data.teacher_options``; ``train.pt`` and
     ``train.common`` may add training keys."""
     with open(path) as f:
         raw = yaml.safe_load(f) or {}
@@ -59,7 +60,10 @@ def _read_with_parents(path: Path) -> dict[str, Any]:
     # training sections take any training key (ffpt.train.config checks them)
     sections = {k: train.pop(k) for k in ("pt", "common") if k in train}
     presets = raw.pop("presets", None)
+    options = (raw.get("pt_data") or {}).pop("teacher_options", None)  # replaced, not merged
     out = merge(base, raw)
+    if options is not None:
+        out["pt_data"]["teacher_options"] = options
     for k, v in sections.items():
         out["train"][k] = {**out["train"][k], **v}
     if variants is not None:
