@@ -283,7 +283,10 @@ class Pipeline:
 
         config = self.training_config(which)
         run_dir = self.run / "train" / which
-        tag = stage_hash(_without_budget(config))
+        # the data behind the paths in config count too: the upstream stages' hashes
+        upstream = ["pt_data"] if which == "pt" else (
+            ["ft_labels", "train_pt"] if config["mode"] == "finetune" else ["ft_labels"])
+        tag = stage_hash(_without_budget(config), [self.hashes[u] for u in upstream])
         tag_file = run_dir / "demo_config_hash.txt"
         # same settings apart from the budget (max_epochs/max_steps): continue from last.pt
         resume = (run_dir / "last.pt").exists() and tag_file.exists() and (
