@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -223,3 +224,26 @@ def test_strategy_benchmark_configs_resolve(name):
     tiny = load_demo_config(REPO_ROOT / "benchmarks" / "ft_strategies" / f"{name}.yaml",
                             preset="tiny")
     assert set(tiny["train"]["variants"]) == set(variants)
+
+
+def test_training_restarts_when_its_data_change_and_resumes_on_a_raised_budget(tmp_path):
+    """A PT folder is reused only for the same data: new PT frames under the same file name
+    start the training over; a raised epoch budget alone continues from last.pt."""
+    from ffpt.demo.config import load_demo_config
+    from ffpt.demo.pipeline import Pipeline
+
+    def pt_stages(sets):
+        cfg = load_demo_config(preset="tiny", sets=["pt_data.teacher=tip3p-flex",
+                                                    "pt_data.teacher_options={}", *sets])
+        pipe = Pipeline(cfg, tmp_path / "run", echo=lambda m: None, progress=False)
+        pipe.stage("pt_data", [cfg["pt_data"]], (), pipe.make_pt_data)
+        return pipe.stage("train_pt", [cfg["train"]["pt"]], ("pt_data",),
+                          lambda: pipe.train_one("pt"))
+
+    first = pt_stages(["train.pt.max_epochs=1"])
+    marker = Path(first["log_csv"]).parent / "marker"
+    marker.write_text("x")
+    raised = pt_stages(["train.pt.max_epochs=2"])
+    assert marker.exists() and raised["epochs"] == 2  # continued in the same folder
+    other = pt_stages(["train.pt.max_epochs=2", "pt_data.n_frames=300"])
+    assert not marker.exists() and other["epochs"] == 2  # new data: started over
