@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
 import shutil
 import sys
 import time
@@ -16,15 +14,9 @@ OUT = ROOT / "benchmarks" / "results" / "ft_strategies"
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{platform.node() or 'host'}: {os.cpu_count()} cores ({cpu}), {platform.system()}"
+    from ffpt.provenance import machine_summary
+
+    return machine_summary()
 
 
 def collect(system: str) -> None:

@@ -9,8 +9,6 @@ whatever stages of an unfinished run exist (numbers so far, stages left, command
 from __future__ import annotations
 
 import json
-import os
-import platform
 import shutil
 import time
 from pathlib import Path
@@ -30,19 +28,9 @@ CLAIMS = {
 
 
 def machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import torch
+    from ffpt.provenance import machine_info
 
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "torch": torch.__version__, "gpu": torch.cuda.is_available(),
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
+    return machine_info()
 
 
 def _table(header: list[str], rows: list[list]) -> list[str]:

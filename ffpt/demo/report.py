@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -190,10 +189,9 @@ def _water_rdfs(pipe, png: Path) -> Path | None:
 
 
 def _load_average() -> str:
-    try:
-        return " / ".join(f"{x:.1f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
+    from ffpt.provenance import load_average
+
+    return load_average()
 
 
 def write_report(pipe) -> dict:
