@@ -32,6 +32,12 @@ def test_paper_configs_load_with_extra_stages(system, preset):
     if preset is None:  # the paper's sizes
         assert cfg["pt_data"]["n_frames"] == 100_000 and cfg["model"]["features"] == 128
         assert cfg["model"]["num_interactions"] == 3
+    pt = cfg["pt_data"]  # the paper's teachers, whatever the demo's defaults become
+    assert pt["teacher"] == {"aspirin": "gaff", "water": "tip3p-flex",
+                             "combustion": "qforce-h2"}[system]
+    assert pt["teacher_options"] == {} and pt["sigma"] == 0.2
+    if system != "combustion":
+        assert pt["max_force"] is None and pt["max_energy"] is None
     variants = cfg["train"]["variants"]
     assert variants["scratch"]["init"] == "none"
     assert variants["plain-paper"]["ft_strategy"] == "plain"  # the paper's row, always kept
