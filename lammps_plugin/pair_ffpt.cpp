@@ -4,16 +4,20 @@
  * edge_shift[E,3], nlocal) -> (energy of atoms 0..nlocal-1, atomic energies[N], forces[N,3] =
  * -dE/dpos for all N nodes, virial[3,3] = -sum_e edge_vec (x) dE/dedge_vec).
  *
- * Domain decomposition for a message-passing model (receptive field = L layers x cutoff r_c):
- * a ghost shell covering the receptive field. With more than one MPI rank the comm cutoff is
- * widened to L * r_c + skin and the full neighbour list includes neighbours of ghost atoms
- * (REQ_FULL | REQ_GHOST). Every rank then evaluates the model on the graph of all atoms within
- * L hops of its owned atoms, sums only the owned atoms' energies (nlocal), and LAMMPS
- * reverse-communicates the forces on ghost atoms (newton pair on). This is exact and needs
- * nothing from the model but the plain deploy interface (no per-layer hooks), which is why it
- * was chosen over exchanging ghost features after each layer; its price is that each rank also
- * evaluates a shell L * r_c thick, so sub-domains smaller than the receptive field do not speed
- * up with more ranks (docs/lammps.md).
+ * Domain decomposition for a message-passing model (receptive field = L layers x cutoff r_c),
+ * two modes (pair_style ffpt exchange auto|shell|layer):
+ * - layer (pair_ffpt_layers.cpp; default with > 1 rank when the artifact has per-layer pieces):
+ *   each rank evaluates its own atoms with one cutoff of ghosts and exchanges the ghosts' node
+ *   features after every interaction (forward comm) and their gradients backwards (reverse
+ *   comm), piece by piece.
+ * - shell (this file; old artifacts, .pt2 packages, and the single domain on one rank): a ghost
+ *   shell covering the receptive field. With more than one MPI rank the comm cutoff is
+ *   widened to L * r_c + skin and the full neighbour list includes neighbours of ghost atoms
+ *   (REQ_FULL | REQ_GHOST). Every rank then evaluates the model on the graph of all atoms within
+ *   L hops of its owned atoms, sums only the owned atoms' energies (nlocal), and LAMMPS
+ *   reverse-communicates the forces on ghost atoms (newton pair on). Exact with the plain deploy
+ *   interface, but each rank also evaluates a shell L * r_c thick, so sub-domains smaller than
+ *   the receptive field do not speed up with more ranks (docs/lammps.md).
  *
  * Graph construction (fold yes, default): one node per atom ID. A breadth-first search from
  * the owned atoms over the neighbour lists (edges < r_c) visits atoms in hop order; the first

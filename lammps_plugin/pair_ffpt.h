@@ -4,6 +4,9 @@
  *                   [check_masses yes|no] [trust yes|no]
  *   pair_coeff * * model.pt O H        (one element symbol or NULL per LAMMPS atom type)
  *
+ * exchange: layer = per-layer ghost feature exchange (pair_ffpt_layers.cpp), shell = ghost shell
+ * over the receptive field; auto = layer with > 1 rank if the artifact has per-layer pieces.
+ * timing yes: per-part ms/step, CPU time, graph size and peak memory per rank after each run.
  * Everything else (elements, masses, cutoff, interaction layers, dtype) is read from the
  * artifact, after its content hash is verified; a compiled .pt2 is loaded only if its SHA-256
  * is on the allow-list ffpt-deploy writes (or with trust yes). See docs/safety.md.
