@@ -620,17 +620,7 @@ void PairFFPT::compute(int eflag, int vflag)
     error->one(FLERR, "pair_style ffpt: the model failed: {}", msg.substr(0, 400));
   }
   lap(T_FORWARD);    // forward and backward: one model call
-  // energy = double sum of the owned atoms' energies in index order: equals the sum of
-  // compute pe/atom and does not depend on the model's (float32) reduction order
-  torch::Tensor ae = res[1].to(torch::kCPU, torch::kFloat64).contiguous();
-  const double *ep = ae.data_ptr<double>();
-  double energy = 0.0;
-  for (int i = 0; i < nlocal; i++) energy += ep[i];
-  if (!std::isfinite(energy))
-    error->one(FLERR,
-               "pair_style ffpt: the model returned a non-finite energy (NaN or Inf) at step {} "
-               "(atoms too close, or a broken model); check the structure and the model",
-               update->ntimestep);
+  tally_energy(res[1]);
 
   torch::Tensor forces = res[2].to(torch::kCPU, torch::kFloat64).contiguous();
   const double *fp = forces.data_ptr<double>();
@@ -641,9 +631,6 @@ void PairFFPT::compute(int eflag, int vflag)
     f[a][1] += fp[3 * k + 1];
     f[a][2] += fp[3 * k + 2];
   }
-  if (eflag_global) eng_vdwl += energy;
-  if (eflag_atom)
-    for (int i = 0; i < nlocal; i++) eatom[i] += ep[i];
   if (vflag_global) {
     torch::Tensor w = res[3].to(torch::kCPU, torch::kFloat64).contiguous();
     const double *wp = w.data_ptr<double>();
@@ -719,15 +706,39 @@ void PairFFPT::finish()
 /* Non-finite or absurd forces: an error naming the atom (not a silently exploding run). */
 void PairFFPT::check_forces(const double *fp, int nnodes)
 {
-  for (int k = 0; k < nnodes; k++) {
-    const double f2 = fp[3 * k] * fp[3 * k] + fp[3 * k + 1] * fp[3 * k + 1] + fp[3 * k + 2] * fp[3 * k + 2];
-    if (!(f2 <= MAX_FORCE * MAX_FORCE))
-      error->one(FLERR,
-                 "pair_style ffpt: the model returned a force of {:.3g} eV/A on atom {} at step {} "
-                 "(non-finite or above {:g} eV/A): the structure or the model is broken; check the "
-                 "coordinates, the timestep and the model",
-                 std::sqrt(f2), atom->tag[node_atom[k]], update->ntimestep, MAX_FORCE);
-  }
+  for (int k = 0; k < nnodes; k++) check_force(fp + 3 * k, node_atom[k]);
+}
+
+/* Energy = double sum of the owned atoms' energies (atomic[0..nlocal-1]) in index order: it
+   equals the sum of compute pe/atom and does not depend on the model's (float32) reduction
+   order or the rank count. A non-finite energy stops the run. */
+void PairFFPT::tally_energy(const torch::Tensor &atomic)
+{
+  const int nlocal = atom->nlocal;
+  torch::Tensor ae = atomic.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+  const double *ep = ae.data_ptr<double>();
+  double energy = 0.0;
+  for (int i = 0; i < nlocal; i++) energy += ep[i];
+  if (!std::isfinite(energy))
+    error->one(FLERR,
+               "pair_style ffpt: the model returned a non-finite energy (NaN or Inf) at step {} "
+               "(atoms too close, or a broken model); check the structure and the model",
+               update->ntimestep);
+  if (eflag_global) eng_vdwl += energy;
+  if (eflag_atom)
+    for (int i = 0; i < nlocal; i++) eatom[i] += ep[i];
+}
+
+/* One force on LAMMPS atom a: non-finite or above MAX_FORCE stops the run naming the atom. */
+void PairFFPT::check_force(const double *fa, int a)
+{
+  const double f2 = fa[0] * fa[0] + fa[1] * fa[1] + fa[2] * fa[2];
+  if (!(f2 <= MAX_FORCE * MAX_FORCE))
+    error->one(FLERR,
+               "pair_style ffpt: the model returned a force of {:.3g} eV/A on atom {} at step {} "
+               "(non-finite or above {:g} eV/A): the structure or the model is broken; check the "
+               "coordinates, the timestep and the model",
+               std::sqrt(f2), atom->tag[a], update->ntimestep, MAX_FORCE);
 }
 
 /* Two atoms closer than MIN_DISTANCE: broken coordinates; stop with both atom IDs. */
@@ -754,9 +765,26 @@ double PairFFPT::memory_usage()
   return bytes;
 }
 
-/* One node per atom ID, breadth-first from the owned atoms (see the top of this file).
-   Owned atoms are nodes 0..nlocal-1. Returns the number of nodes. */
+/* The shell graph: one node per atom ID (folded), num_interactions hops from the owned atoms;
+   edge_shift holds each edge's periodic offset against the atom that represents node j. */
 int PairFFPT::build_folded_graph()
+{
+  const int nnodes = breadth_first_graph(num_interactions);
+  double **x = atom->x;
+  const size_t nedges = edge_i.size();
+  edge_shift.resize(3 * nedges);
+  for (size_t e = 0; e < nedges; e++) {
+    const int j = edge_atom[e], r = node_atom[edge_j[e]];
+    for (int d = 0; d < 3; d++) edge_shift[3 * e + d] = x[j][d] - x[r][d];
+  }
+  return nnodes;
+}
+
+/* Nodes 0..nlocal-1 are the owned atoms, then ghosts in breadth-first order: one node per
+   atom ID with fold (see the top of this file), else one per LAMMPS atom. Nodes fewer than
+   max_hops hops from the owned atoms get their edges q -> j (node), with the LAMMPS atom of j
+   (edge_atom) and the edge vector x_j - x_(atom of q) (edge_vec). Returns the node count. */
+int PairFFPT::breadth_first_graph(int max_hops)
 {
   double **x = atom->x;
   const tagint *tag = atom->tag;
@@ -766,22 +794,25 @@ int PairFFPT::build_folded_graph()
   int **firstneigh = list->firstneigh;
   const double rcsq = cutoff * cutoff;
 
-  tagint maxtag = 0;
-  for (int i = 0; i < nall; i++) maxtag = std::max(maxtag, tag[i]);
-  if ((tagint) tag2node.size() < maxtag + 1) tag2node.resize(maxtag + 1, -1);
-
-  node_atom.clear();
-  node_hop.clear();
+  if (fold) {
+    tagint maxtag = 0;
+    for (int i = 0; i < nall; i++) maxtag = std::max(maxtag, tag[i]);
+    if ((tagint) tag2node.size() < maxtag + 1) tag2node.resize(maxtag + 1, -1);
+  }
+  atom2node.assign(fold ? 0 : nall, -1);
+  node_atom.resize(nlocal);
+  node_hop.assign(nlocal, 0);
+  for (int i = 0; i < nlocal; i++) {
+    node_atom[i] = i;
+    if (fold) tag2node[tag[i]] = i;
+    else atom2node[i] = i;
+  }
   edge_i.clear();
   edge_j.clear();
-  edge_shift.clear();
-  for (int i = 0; i < nlocal; i++) {
-    tag2node[tag[i]] = i;
-    node_atom.push_back(i);
-    node_hop.push_back(0);
-  }
+  edge_atom.clear();
+  edge_vec.clear();
   for (size_t q = 0; q < node_atom.size(); q++) {
-    if (node_hop[q] >= num_interactions) continue;    // only its layer-0 features are used
+    if (node_hop[q] >= max_hops) continue;    // enters only as a neighbour
     const int a = node_atom[q];
     const int *jlist = firstneigh[a];
     for (int jj = 0; jj < numneigh[a]; jj++) {
@@ -790,26 +821,25 @@ int PairFFPT::build_folded_graph()
       const double rsq = dx * dx + dy * dy + dz * dz;
       if (rsq >= rcsq) continue;
       if (rsq < MIN_DISTANCE * MIN_DISTANCE) too_close(a, j, rsq);
-      int n = tag2node[tag[j]];
-      if (n < 0) {
-        n = (int) node_atom.size();
-        tag2node[tag[j]] = n;
+      int &slot = fold ? tag2node[tag[j]] : atom2node[j];
+      if (slot < 0) {
+        slot = (int) node_atom.size();
         node_atom.push_back(j);
         node_hop.push_back(node_hop[q] + 1);
       }
-      const int r = node_atom[n];
       edge_i.push_back((int64_t) q);
-      edge_j.push_back(n);
-      edge_shift.push_back(x[j][0] - x[r][0]);
-      edge_shift.push_back(x[j][1] - x[r][1]);
-      edge_shift.push_back(x[j][2] - x[r][2]);
+      edge_j.push_back(slot);
+      edge_atom.push_back(j);
+      edge_vec.push_back(dx);
+      edge_vec.push_back(dy);
+      edge_vec.push_back(dz);
     }
   }
   const int nnodes = (int) node_atom.size();
   node_pos.resize(3 * (size_t) nnodes);
   species.resize(nnodes);
   for (int k = 0; k < nnodes; k++) {
-    tag2node[tag[node_atom[k]]] = -1;    // reset for the next step
+    if (fold) tag2node[tag[node_atom[k]]] = -1;    // reset for the next step
     set_node(k, node_atom[k]);
   }
   return nnodes;

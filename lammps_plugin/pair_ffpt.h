@@ -95,6 +95,9 @@ class PairFFPT : public Pair {
 
   int build_folded_graph();
   int build_layer_graph();
+  int breadth_first_graph(int max_hops);
+  void check_force(const double *fa, int a);
+  void tally_energy(const torch::Tensor &atomic);
   void compute_layers();
   torch::Tensor exchange_forward(const torch::Tensor &x, int nnodes);
   torch::Tensor exchange_reverse(const torch::Tensor &g, int nnodes);

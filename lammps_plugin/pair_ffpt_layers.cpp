@@ -43,68 +43,12 @@
 
 using namespace LAMMPS_NS;
 
-/* Nodes 0..nlocal-1 are the owned atoms, then ghosts in breadth-first order (folded as
-   described above). Nodes closer than layer_hops hops to the owned atoms get their edges
-   q -> j (node), with the LAMMPS atom of j and the edge vector x_j - x_(atom of q): only the
-   owned atoms for 1 hop; with 2 (latent displacements) also the ghosts next to them, whose
-   neighbour lists are complete because the ghost shell is 2 r_c + skin. */
+/* The per-layer graph: breadth_first_graph with layer_hops hops (see pair_ffpt.cpp). Only
+   the owned atoms get edges for 1 hop; with 2 (latent displacements) also the ghosts next to
+   them, whose neighbour lists are complete because the ghost shell is 2 r_c + skin. */
 int PairFFPT::build_layer_graph()
 {
-  double **x = atom->x;
-  const tagint *tag = atom->tag;
-  const int nlocal = atom->nlocal;
-  const int nall = nlocal + atom->nghost;
-  const int *numneigh = list->numneigh;
-  int **firstneigh = list->firstneigh;
-  const double rcsq = cutoff * cutoff;
-
-  tagint maxtag = 0;
-  for (int i = 0; i < nall; i++) maxtag = std::max(maxtag, tag[i]);
-  if ((tagint) tag2node.size() < maxtag + 1) tag2node.resize(maxtag + 1, -1);
-  atom2node.assign(fold ? 0 : nall, -1);
-  node_atom.resize(nlocal);
-  node_hop.assign(nlocal, 0);
-  for (int i = 0; i < nlocal; i++) {
-    node_atom[i] = i;
-    if (fold) tag2node[tag[i]] = i;
-    else atom2node[i] = i;
-  }
-  edge_i.clear();
-  edge_j.clear();
-  edge_atom.clear();
-  edge_vec.clear();
-  for (size_t q = 0; q < node_atom.size(); q++) {
-    if (node_hop[q] >= layer_hops) continue;    // enters only as a neighbour
-    const int a = node_atom[q];
-    const int *jlist = firstneigh[a];
-    for (int jj = 0; jj < numneigh[a]; jj++) {
-      const int j = jlist[jj] & NEIGHMASK;
-      const double dx = x[j][0] - x[a][0], dy = x[j][1] - x[a][1], dz = x[j][2] - x[a][2];
-      const double rsq = dx * dx + dy * dy + dz * dz;
-      if (rsq >= rcsq) continue;
-      if (rsq < MIN_DISTANCE * MIN_DISTANCE) too_close(a, j, rsq);
-      int &slot = fold ? tag2node[tag[j]] : atom2node[j];
-      if (slot < 0) {
-        slot = (int) node_atom.size();
-        node_atom.push_back(j);
-        node_hop.push_back(node_hop[q] + 1);
-      }
-      edge_i.push_back((int64_t) q);
-      edge_j.push_back(slot);
-      edge_atom.push_back(j);
-      edge_vec.push_back(dx);
-      edge_vec.push_back(dy);
-      edge_vec.push_back(dz);
-    }
-  }
-  const int nnodes = (int) node_atom.size();
-  node_pos.resize(3 * (size_t) nnodes);
-  species.resize(nnodes);
-  for (int k = 0; k < nnodes; k++) {
-    if (fold) tag2node[tag[node_atom[k]]] = -1;    // reset for the next step
-    set_node(k, node_atom[k]);
-  }
-  return nnodes;
+  return breadth_first_graph(layer_hops);
 }
 
 /* x [nnodes, C] of this rank's layer output -> the same with ghost rows set to their owners'
@@ -278,18 +222,7 @@ void PairFFPT::compute_layers()
   if (!g.defined()) g = torch::zeros_like(ev);
   lap(T_BACKWARD);
 
-  torch::Tensor ae = atomic.detach().to(torch::kCPU, torch::kFloat64).contiguous();
-  const double *ep = ae.data_ptr<double>();
-  double energy = 0.0;
-  for (int i = 0; i < nlocal; i++) energy += ep[i];
-  if (!std::isfinite(energy))
-    error->one(FLERR,
-               "pair_style ffpt: the model returned a non-finite energy (NaN or Inf) at step {} "
-               "(atoms too close, or a broken model); check the structure and the model",
-               update->ntimestep);
-  if (eflag_global) eng_vdwl += energy;
-  if (eflag_atom)
-    for (int i = 0; i < nlocal; i++) eatom[i] += ep[i];
+  tally_energy(atomic);
   torch::Tensor gd = g.to(torch::kCPU, torch::kFloat64).contiguous();
   add_forces_and_virial(gd.data_ptr<double>(), nnodes);
   lap(T_FROM_MODEL);
@@ -317,13 +250,7 @@ void PairFFPT::add_forces_and_virial(const double *g, int /*nnodes*/)
   double **f = atom->f;
   for (int a = 0; a < nall; a++) {
     const double *fa = atom_force.data() + 3 * a;
-    const double f2 = fa[0] * fa[0] + fa[1] * fa[1] + fa[2] * fa[2];
-    if (!(f2 <= MAX_FORCE * MAX_FORCE))
-      error->one(FLERR,
-                 "pair_style ffpt: the model returned a force of {:.3g} eV/A on atom {} at step {} "
-                 "(non-finite or above {:g} eV/A): the structure or the model is broken; check the "
-                 "coordinates, the timestep and the model",
-                 std::sqrt(f2), atom->tag[a], update->ntimestep, MAX_FORCE);
+    check_force(fa, a);
     f[a][0] += fa[0];
     f[a][1] += fa[1];
     f[a][2] += fa[2];
