@@ -53,6 +53,18 @@ def make_water_box(n_side: int, seed: int = 0):
     return water_box(n_side**3, seed=seed, jitter=0.1)
 
 
+def aspirin_like():
+    """Acetic acid next to benzene, rattled: an aspirin-sized molecule with H, C and O."""
+    from ase.build import molecule
+
+    a = molecule("CH3COOH")
+    b = molecule("C6H6")
+    b.translate([3.0, 0.5, 0.3])
+    a += b
+    a.rattle(0.05, seed=1)
+    return a
+
+
 def small_model(elements=("H", "O"), dtype=torch.float64, seed=0, **kw):
     """A randomly initialised small NewtonNet with non-trivial shifts and scales."""
     from ffpt.model import build_model

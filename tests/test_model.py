@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from ase.build import molecule
-from conftest import make_water_box, small_model
+from conftest import aspirin_like, make_water_box, small_model
 from scipy.spatial.transform import Rotation
 
 from ffpt.calculator import FFPTCalculator
@@ -16,15 +16,6 @@ VARIANTS = [{"displacement": False}, {"displacement": True}]
 
 def calc_for(**kw):
     return FFPTCalculator(small_model(("H", "C", "O"), **kw))
-
-
-def aspirin_like():
-    a = molecule("CH3COOH")
-    b = molecule("C6H6")
-    b.translate([3.0, 0.5, 0.3])
-    a += b
-    a.rattle(0.05, seed=1)
-    return a
 
 
 @pytest.mark.parametrize("kw", VARIANTS)

@@ -13,7 +13,7 @@ import copy
 
 import pytest
 import torch
-from conftest import make_water_box
+from conftest import aspirin_like, make_water_box
 
 from ffpt.data.graph import atoms_to_batch
 from ffpt.model import build_model
@@ -69,17 +69,6 @@ def energy_grads(fn, model, species, edge_index, edge_vec):
     params = [p for p in model.parameters() if p.requires_grad]
     pg = torch.autograd.grad((forces**2).sum() + atomic.sum(), params, allow_unused=True)
     return atomic, forces, pg
-
-
-def aspirin_like():
-    from ase.build import molecule
-
-    a = molecule("CH3COOH")
-    b = molecule("C6H6")
-    b.translate([3.0, 0.5, 0.3])
-    a += b
-    a.rattle(0.05, seed=1)
-    return a
 
 
 @pytest.mark.parametrize("system", ["small periodic box", "molecule"])
