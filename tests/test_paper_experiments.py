@@ -198,38 +198,57 @@ def test_combustion_tiny_end_to_end(tmp_path):
     assert s["irc"]["barrier_kJ_mol"]["reference"] > 150  # rxn 9: ~227 kJ/mol up the IRC
 
 
-def test_metad_thermostat_holds_300K_in_a_three_atom_molecule(tmp_path):
-    """The MetaD input's Langevin lines (paper_combustion._lammps_text) on a Morse HO2 in
-    LAMMPS: mean T 300 K over all 3N dof. With 'zero yes' (the shipped in.metad) the H atom
-    receives the O atoms' mean random force and the molecule runs far too hot."""
-    import re
-
-    from ffpt.demo.paper_combustion import _lammps_text
+def _morse_ho2_mean_temperature(tmp_path, thermostat: list[str]) -> float:
+    """Mean T (after the first fifth) of 12 ps of a Morse HO2 in LAMMPS under these lines."""
     from ffpt.lammps.io import read_log
     from ffpt.lammps.runner import run_lammps
 
-    text = _lammps_text(REPO_ROOT / "inputs" / "combustion" / "rxn09" / "in.metad",
-                        {"damp_ps": 0.05})
-    thermostat = [ln for ln in text.splitlines()
-                  if ln.startswith(("fix thermostat", "compute_modify thermo_temp"))]
-    assert len(thermostat) == 2
     (tmp_path / "ho2.data").write_text(
         "HO2\n\n3 atoms\n2 atom types\n\n0 30 xlo xhi\n0 30 ylo yhi\n0 30 zlo zhi\n\n"
         "Masses\n\n1 15.999\n2 1.008\n\nAtoms # atomic\n\n1 1 14.89 15.64 15.0\n"
         "2 1 13.77 15.21 15.0\n3 2 15.85 15.50 15.0\n")
-    temps = {}
-    for name, lines in (("fixed", thermostat),
-                        ("zero yes", [re.sub(r"zero no", "zero yes", thermostat[0])])):
-        body = "\n".join(lines).replace("${seed}", "4928459")
-        (tmp_path / "in.lmp").write_text(
-            "units metal\natom_style atomic\nboundary p p p\nread_data ho2.data\n"
-            "pair_style morse 6.0\npair_coeff 1 1 5.1 2.6 1.33\npair_coeff 1 2 4.6 2.2 0.97\n"
-            "pair_coeff 2 2 0.5 2.0 2.0\n"
-            "velocity all create 300.0 4928459 mom yes rot yes dist gaussian\n"
-            f"fix integrate all nve\n{body}\ntimestep 0.0002\nthermo_style custom step temp\n"
-            "thermo 100\nrun 60000\n")
-        run_lammps("in.lmp", tmp_path, timeout=120, screen=False, autoload_plugins=False)
-        t = read_log(tmp_path / "log.lammps").thermo["Temp"]
-        temps[name] = float(t[len(t) // 5:].mean())
-    assert 270 < temps["fixed"] < 330, temps
-    assert temps["zero yes"] > 500, temps  # the shipped input's thermostat: ~750 K
+    body = "\n".join(thermostat).replace("${seed}", "4928459")
+    (tmp_path / "in.lmp").write_text(
+        "units metal\natom_style atomic\nboundary p p p\nread_data ho2.data\n"
+        "pair_style morse 6.0\npair_coeff 1 1 5.1 2.6 1.33\npair_coeff 1 2 4.6 2.2 0.97\n"
+        "pair_coeff 2 2 0.5 2.0 2.0\n"
+        "velocity all create 300.0 4928459 mom yes rot yes dist gaussian\n"
+        f"fix integrate all nve\n{body}\ntimestep 0.0002\nthermo_style custom step temp\n"
+        "thermo 100\nrun 60000\n")
+    run_lammps("in.lmp", tmp_path, timeout=120, screen=False, autoload_plugins=False)
+    t = read_log(tmp_path / "log.lammps").thermo["Temp"]
+    return float(t[len(t) // 5:].mean())
+
+
+def _thermostat_lines(text: str) -> list[str]:
+    lines = (" ".join(ln.split("#")[0].split()) for ln in text.splitlines())
+    return [ln for ln in lines if ln.startswith(("fix thermostat", "compute_modify"))]
+
+
+def test_metad_thermostat_holds_300K_in_a_three_atom_molecule(tmp_path):
+    """The MetaD input's Langevin lines (paper_combustion._lammps_text) on a Morse HO2 in
+    LAMMPS: mean T 300 K over all 3N dof. With 'zero yes' (the shipped in.metad) the H atom
+    receives the O atoms' mean random force and the molecule runs far too hot."""
+    from ffpt.demo.paper_combustion import _lammps_text
+
+    text = _lammps_text(REPO_ROOT / "inputs" / "combustion" / "rxn09" / "in.metad",
+                        {"damp_ps": 0.05})
+    thermostat = _thermostat_lines(text)
+    assert len(thermostat) == 2
+    fixed = _morse_ho2_mean_temperature(tmp_path, thermostat)
+    hot = _morse_ho2_mean_temperature(tmp_path, [thermostat[0].replace("zero no", "zero yes")])
+    assert 270 < fixed < 330, (fixed, hot)
+    assert hot > 500, (fixed, hot)  # the shipped input's thermostat: ~750 K
+
+
+def test_survival_thermostat_holds_the_target_in_a_three_atom_molecule(tmp_path):
+    """The survival runs' Langevin lines (ffpt.lammps.io.langevin_input) for a molecule hold
+    300 K on a Morse HO2 (LAMMPS, T over all 3N dof); a periodic box keeps 'zero yes'."""
+    from ffpt.lammps.io import langevin_input
+
+    args = ("m.pt", ["O", "H"], 300.0, 10, 0.2, 20.0, 1, 4928459, 100, 100)
+    molecule = _thermostat_lines(langevin_input(*args, pbc=(False, False, False)))
+    assert len(molecule) == 2 and "zero no" in molecule[0]
+    assert 270 < _morse_ho2_mean_temperature(tmp_path, molecule) < 330
+    box = _thermostat_lines(langevin_input(*args, pbc=(True, True, True)))
+    assert len(box) == 1 and box[0].endswith("zero yes")

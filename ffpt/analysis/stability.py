@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ffpt.lammps.io import THERMOSTAT
+
 SYSTEMS = ("molecule", "water", "reactive")
 
 
@@ -368,7 +370,7 @@ def plan_runs(models: dict[str, str | os.PathLike], atoms, temperatures, seeds, 
                     "start_sha256": start_hash, "temperature_K": float(temp), "seed": int(seed),
                     "steps": int(steps), "timestep_fs": float(timestep_fs),
                     "friction_ps": float(friction_ps), "dump_every": int(dump_every),
-                    "criteria": asdict(criteria),
+                    "criteria": asdict(criteria), "thermostat": THERMOSTAT,
                 }
                 d = workdir / "runs" / name / f"T{float(temp):g}" / f"seed{int(seed)}"
                 run = {"dir": str(d), "settings": settings}

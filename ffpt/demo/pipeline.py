@@ -122,7 +122,10 @@ class Pipeline:
         self.stage("evaluate", [], ("train_pt", "ft_labels", *trained), self.evaluate)
         self.stage("scan", [c["scan"]], ("train_pt", *trained), self.scan)
         stab = {k: v for k, v in c["stability"].items() if k != "jobs"}
-        self.stage("stability", [stab], ("deploy", "ft_structures"), self.stability)
+        from ffpt.lammps.io import THERMOSTAT  # a new thermostat recipe reruns the MD
+
+        self.stage("stability", [stab, THERMOSTAT], ("deploy", "ft_structures"),
+                   self.stability)
         self.stage("report", [], ("evaluate", "scan", "stability"), self.report)
         extra_stages.after(self)
         return self.run / "report" / "report.md"
