@@ -75,6 +75,11 @@ namespace {
 // node-local MPI rank and rank count (threads and GPU per rank)
 void node_local_rank(MPI_Comm world, int &local_rank, int &local_size)
 {
+#ifdef MPI_STUBS    // a LAMMPS built without MPI (BUILD_MPI=off): its stubs have no split_type
+  (void) world;
+  local_rank = 0;
+  local_size = 1;
+#else
   MPI_Comm node;
   int rank;
   MPI_Comm_rank(world, &rank);
@@ -82,6 +87,7 @@ void node_local_rank(MPI_Comm world, int &local_rank, int &local_size)
   MPI_Comm_rank(node, &local_rank);
   MPI_Comm_size(node, &local_size);
   MPI_Comm_free(&node);
+#endif
 }
 
 int env_int(const char *name)
