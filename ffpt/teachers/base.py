@@ -217,6 +217,10 @@ def get_teacher(name: str, **kwargs) -> Teacher:
     """Create a teacher by name, e.g. ``get_teacher("qforce-h2", species="H2O2")``,
     ``get_teacher("gaff", smiles="CC(=O)Oc1ccccc1C(=O)O")``, ``get_teacher("tip3p-flex")``,
     ``get_teacher("tip3p-flex-liquid", n_molecules=8, periodic=True)``."""
+    if str(name).endswith(".json"):  # a fitted EAM file (ffpt teacher fit-eam)
+        from ffpt.teachers.eam import eam_teacher
+
+        return eam_teacher(name, **kwargs)
     key = name.lower().replace("_", "-")
     factory = _factory(key)
     try:
