@@ -252,3 +252,28 @@ def test_survival_thermostat_holds_the_target_in_a_three_atom_molecule(tmp_path)
     assert 270 < _morse_ho2_mean_temperature(tmp_path, molecule) < 330
     box = _thermostat_lines(langevin_input(*args, pbc=(True, True, True)))
     assert len(box) == 1 and box[0].endswith("zero yes")
+
+
+def test_size_point_horizon_censors_later_failures(tmp_path):
+    """The size study puts every point on one horizon: a run that failed after it survives,
+    and times are cut at it."""
+    from types import SimpleNamespace
+
+    from ffpt.demo.extra_stages import _size_point
+
+    for seed, (t, failed) in enumerate([(50.0, False), (3.0, True), (20.0, True)], 1):
+        d = tmp_path / "stability" / "runs" / "scratch" / "T500" / f"seed{seed}"
+        d.mkdir(parents=True)
+        (d / "record.json").write_text(json.dumps({"time_ps": t, "failed": failed}))
+    ev = {"scratch_on_ft_test": {"forces_mae_meV_A": 1.0, "energy_mae_meV_atom": 1.0}}
+    pipe = SimpleNamespace(
+        run=tmp_path, variants=["scratch"],
+        cfg={"stability": {"temperatures": [500.0], "steps": 100000, "timestep": 0.5}},
+        results={"train_scratch": {"mode": "scratch"}, "evaluate": ev,
+                 "ft_labels": {"n_train": 950}})
+    full = _size_point(pipe)["variants"]["scratch"]
+    cut = _size_point(pipe, horizon_ps=10.0)
+    assert full["failed"] == [False, True, True] and abs(full["fraction_surviving"] - 1 / 3) < 1e-12
+    assert cut["duration_ps"] == 10.0
+    assert cut["variants"]["scratch"]["failed"] == [False, True, False]
+    assert cut["variants"]["scratch"]["times_ps"] == [10.0, 3.0, 10.0]

@@ -118,15 +118,23 @@ def size_study(pipe, spec: dict) -> dict:
         sub.run_all()
         out[str(n)] = _size_point(sub)
     main = _size_point(pipe)
+    # every point on one horizon: the main run's survival counted up to the shortest run
+    # length (when paper.size_study.stability shortens the children's MD)
+    horizon = min([p["duration_ps"] for p in out.values()], default=main["duration_ps"])
+    if horizon < main["duration_ps"]:
+        main = _size_point(pipe, horizon)
     out[str(main["n_train"])] = main
     png = plot_size_study(out, pipe.run / "report" / "survival_vs_size.png")
     return {"points": out, "png": str(png)}
 
 
-def _size_point(pipe) -> dict:
-    """Test errors and per-run survival times of every variant of a finished pipeline."""
+def _size_point(pipe, horizon_ps: float | None = None) -> dict:
+    """Test errors and per-run survival times of every variant of a finished pipeline; with
+    ``horizon_ps`` the runs count as if they had stopped there (failures later survive)."""
     r = pipe.results
     st = pipe.cfg["stability"]
+    duration = int(st["steps"]) * float(st["timestep"]) / 1000.0
+    horizon = duration if horizon_ps is None else min(duration, horizon_ps)
     t0 = f"{min(float(t) for t in st['temperatures']):g}"
     per = {}
     for v in pipe.variants:
@@ -134,8 +142,8 @@ def _size_point(pipe) -> dict:
         for rec in sorted((pipe.run / "stability" / "runs" / v / f"T{t0}").glob(
                 "seed*/record.json")):
             d = json.loads(rec.read_text())
-            times.append(float(d["time_ps"]))
-            failed.append(bool(d["failed"]))
+            times.append(min(float(d["time_ps"]), horizon))
+            failed.append(bool(d["failed"]) and float(d["time_ps"]) <= horizon)
         per[v] = {"mode": r[f"train_{v}"]["mode"],
                   "forces_mae_meV_A": r["evaluate"][f"{v}_on_ft_test"]["forces_mae_meV_A"],
                   "energy_mae_meV_atom": r["evaluate"][f"{v}_on_ft_test"]["energy_mae_meV_atom"],
@@ -145,7 +153,7 @@ def _size_point(pipe) -> dict:
                   "sem_time_ps": float(np.std(times, ddof=1) / np.sqrt(len(times)))
                   if len(times) > 1 else None}
     return {"n_train": int(r["ft_labels"]["n_train"]), "temperature_K": float(t0),
-            "duration_ps": int(st["steps"]) * float(st["timestep"]) / 1000.0, "variants": per}
+            "duration_ps": horizon, "variants": per}
 
 
 def plot_size_study(points: dict, png: Path) -> Path:
