@@ -247,3 +247,50 @@ def test_training_restarts_when_its_data_change_and_resumes_on_a_raised_budget(t
     assert marker.exists() and raised["epochs"] == 2  # continued in the same folder
     other = pt_stages(["train.pt.max_epochs=2", "pt_data.n_frames=300"])
     assert not marker.exists() and other["epochs"] == 2  # new data: started over
+
+
+def test_variant_starts_from_a_named_extra_pt_model(tmp_path):
+    """``pt_extra`` adds a PT model on other teacher data; ``init: pt:<name>`` fine-tunes from
+    it (its checkpoint, its PT frames for replay), the main PT stays the paper's."""
+    import click
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.io import write
+
+    from ffpt.data import FrameSet
+    from ffpt.demo.config import load_demo_config
+    from ffpt.demo.pipeline import Pipeline
+    from ffpt.sampling.water import water_box
+
+    images = []
+    for k in range(6):
+        a = water_box(4, seed=k)
+        a.calc = SinglePointCalculator(a, energy=-10.0 - k, forces=np.full((12, 3), 0.1 * k))
+        images.append(a)
+    write(tmp_path / "mine.extxyz", images)
+    cfg = load_demo_config(preset="tiny", sets=[
+        f"ft_data.path={tmp_path / 'mine.extxyz'}", "pt_data.teacher=tip3p-flex",
+        "pt_data.teacher_options={}", "pt_data.n_frames=60", "train.pt.max_epochs=1",
+        "pt_extra={liquid: {pt_data: {teacher: tip3p-flex-liquid, teacher_options: "
+        "{molecules: '1:1,4:1'}, n_frames: 40}}}",
+        "train.variants={ft-liquid: {init: 'pt:liquid', ft_strategy: replay, lr: 0.001, "
+        "batch_size: 4, max_epochs: 1}, scratch: {init: none, lr: 0.001, batch_size: 4, "
+        "max_epochs: 1}}"])
+    pipe = Pipeline(cfg, tmp_path / "run", echo=lambda m: None, progress=False)
+    assert pipe.stages[4:6] == ["pt_data_liquid", "train_pt_liquid"]
+    main = pipe.stage("pt_data", [], (), pipe.make_pt_data)
+    alt = pipe.stage("pt_data_liquid", [], (), lambda: pipe.make_pt_data("liquid"))
+    assert "tip3p-flex-liquid" in alt["source"] and "liquid" not in main["source"]
+    assert FrameSet.load(alt["train"]).n_atoms.max() == 12  # 4-water clusters
+    assert FrameSet.load(main["train"]).n_atoms.max() == 3  # monomers only
+    pipe.stage("ft_structures", [], (), pipe.make_ft_structures)
+    pipe.stage("ft_labels", [], ("ft_structures",), pipe.make_ft_labels)
+    pt = pipe.stage("train_pt_liquid", [], ("pt_data_liquid",),
+                    lambda: pipe.train_one("pt_liquid"))
+    assert pipe.training_config("pt_liquid")["data"]["train"] == alt["train"]
+    ft = pipe.training_config("ft-liquid")
+    assert ft["mode"] == "finetune" and ft["init_from"] == pt["best_checkpoint"]
+    assert ft["training"]["replay"]["data"] == alt["train"]
+    assert pipe.training_config("scratch")["init_from"] is None
+    bad = dict(cfg, train={**cfg["train"], "variants": {"x": {"init": "pt:nope"}}})
+    with pytest.raises(click.ClickException, match="names no PT model"):
+        Pipeline(bad, tmp_path / "run2", echo=lambda m: None, progress=False)

@@ -95,7 +95,7 @@ def size_study(pipe, spec: dict) -> dict:
     """FT variants and scratch on ``sizes`` FT training frames, reusing this run's PT data
     and PT model (their stage records are copied, so the child pipelines skip them); each
     size is a full child run (test errors, scans, survival) in ``<run>/size_<n>``."""
-    from ffpt.demo.pipeline import Pipeline
+    from ffpt.demo.pipeline import Pipeline, pt_stage_names
 
     out = {}
     for n in [int(s) for s in spec["sizes"]]:
@@ -108,7 +108,7 @@ def size_study(pipe, spec: dict) -> dict:
             cfg["stability"][k] = v
         child = pipe.run / f"size_{n}"
         (child / ".stages").mkdir(parents=True, exist_ok=True)
-        for name in ("pt_data", "train_pt"):  # same deps -> same hash -> skipped in the child
+        for name in pt_stage_names(pipe):  # same deps -> same hash -> skipped in the child
             src = pipe.run / ".stages" / f"{name}.json"
             if src.exists():
                 (child / ".stages" / f"{name}.json").write_bytes(src.read_bytes())

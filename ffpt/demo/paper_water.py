@@ -49,7 +49,7 @@ def md_frames(pipe, models: list[str], n_frames: int) -> FrameSet:
 
 def ml_round(pipe, spec: dict) -> dict:
     """Label MD frames of ``spec['models']`` and train every variant again (child run)."""
-    from ffpt.demo.pipeline import Pipeline
+    from ffpt.demo.pipeline import Pipeline, pt_stage_names
     from ffpt.labelling import label_frames, make_engine
 
     f = pipe.cfg["ft_data"]
@@ -71,7 +71,7 @@ def ml_round(pipe, spec: dict) -> dict:
     cfg["stability"]["start"] = pipe.results["ft_structures"]["md_start"]
     child = pipe.run / "round2"
     (child / ".stages").mkdir(parents=True, exist_ok=True)
-    for name in ("pt_data", "train_pt"):
+    for name in pt_stage_names(pipe):
         src = pipe.run / ".stages" / f"{name}.json"
         if src.exists():
             (child / ".stages" / f"{name}.json").write_bytes(src.read_bytes())

@@ -40,10 +40,21 @@ class Pipeline:
         self.progress = progress
         self.echo = echo
         self.variants: list[str] = list(cfg["train"]["variants"])
-        if "pt" in self.variants:
-            raise click.ClickException("'pt' is the pre-trained model; name variants otherwise")
+        if any(v == "pt" or v.startswith("pt_") for v in self.variants):
+            raise click.ClickException("'pt' and 'pt_*' name pre-trained models; name variants "
+                                       "otherwise")
+        #: more PT models (``pt_extra``: name -> pt_data / train overrides of the main PT);
+        #: a variant starts from one with ``init: pt:<name>``
+        self.extra_pts: list[str] = list(cfg.get("pt_extra") or {})
+        for v, spec in cfg["train"]["variants"].items():
+            init = _init(spec)
+            if init and init != "pt" and init[3:] not in self.extra_pts:
+                raise click.ClickException(
+                    f"variant {v}: init {init!r} names no PT model; add it under pt_extra "
+                    f"(defined: {self.extra_pts or 'none'})")
         self.stages = (
             ["pt_data", "ft_structures", "ft_labels", "train_pt"]
+            + [s for n in self.extra_pts for s in (f"pt_data_{n}", f"train_pt_{n}")]
             + [f"train_{v}" for v in self.variants]
             + ["deploy", "evaluate", "scan", "stability", "report"]
         )
@@ -113,9 +124,16 @@ class Pipeline:
         common = [c["model"], c["train"]["common"], c["seed"]]
         self.stage("train_pt", [*common, c["train"]["pt"]], ("pt_data",),
                    lambda: self.train_one("pt"))
+        for n in self.extra_pts:
+            pn = self.pt_data_cfg(n)
+            pn = {k: v for k, v in pn.items() if k != "teacher_options" or v}
+            self.stage(f"pt_data_{n}", [pn, c["seed"]], (), lambda n=n: self.make_pt_data(n))
+            self.stage(f"train_pt_{n}", [*common, self.pt_train_spec(n)], (f"pt_data_{n}",),
+                       lambda n=n: self.train_one(f"pt_{n}"))
         for v in self.variants:
             spec = c["train"]["variants"][v]
-            up = ("train_pt", "ft_labels") if _init(spec) == "pt" else ("ft_labels",)
+            init = _init(spec)
+            up = (_pt_stage(init), "ft_labels") if init else ("ft_labels",)
             self.stage(f"train_{v}", [*common, spec], up, lambda v=v: self.train_one(v))
         trained = tuple(f"train_{v}" for v in self.variants)
         self.stage("deploy", [c["stability"]["deploy_dtype"]], trained, self.deploy)
@@ -131,10 +149,25 @@ class Pipeline:
         return self.run / "report" / "report.md"
 
     # ------------------------------------------------------------------ stage 1
-    def make_pt_data(self) -> dict:
+    def pt_data_cfg(self, name: str | None = None) -> dict:
+        """``pt_data`` of the main PT model, or with ``pt_extra[name].pt_data`` over it."""
+        p = dict(self.cfg["pt_data"])
+        if name is not None:
+            p.update((self.cfg["pt_extra"][name] or {}).get("pt_data") or {})
+        return p
+
+    def pt_train_spec(self, name: str | None = None) -> dict:
+        """``train.pt``, or with ``pt_extra[name].train`` over it."""
+        spec = dict(self.cfg["train"]["pt"])
+        if name is not None:
+            spec.update((self.cfg["pt_extra"][name] or {}).get("train") or {})
+        return spec
+
+    def make_pt_data(self, name: str | None = None) -> dict:
         from ffpt.data.readers import read_frames, split_indices
 
-        p = self.cfg["pt_data"]
+        p = self.pt_data_cfg(name)
+        tag = f"_{name}" if name else ""
         if p["path"]:
             fs = read_frames(p["path"])
             source = p["path"]
@@ -166,11 +199,11 @@ class Pipeline:
                     f"eV/A and E <= {p.get('max_energy')} eV")
         tr, _, te = split_indices(fs.n_frames, 0.0, float(p["test_fraction"]),
                                   int(self.cfg["seed"]))
-        fs.subset(tr).save(self.path("data", "pt_train.npz"))
-        fs.subset(te).save(self.path("data", "pt_test.npz"))
+        fs.subset(tr).save(self.path("data", f"pt{tag}_train.npz"))
+        fs.subset(te).save(self.path("data", f"pt{tag}_test.npz"))
         return {"source": source, "filter": note, "n_train": len(tr), "n_test": len(te),
-                "train": str(self.path("data", "pt_train.npz")),
-                "test": str(self.path("data", "pt_test.npz"))}
+                "train": str(self.path("data", f"pt{tag}_train.npz")),
+                "test": str(self.path("data", f"pt{tag}_test.npz"))}
 
     # ------------------------------------------------------------------ stage 2
     def make_ft_structures(self) -> dict:
@@ -259,17 +292,20 @@ class Pipeline:
     def training_config(self, which: str) -> dict:
         """The ``ffpt train`` config of the PT model or of one variant."""
         c = self.cfg
-        if which == "pt":
-            mode, data, spec = "pretrain", self.results["pt_data"], dict(c["train"]["pt"])
+        init = None
+        if which == "pt" or which.startswith("pt_"):
+            name = which[3:] or None
+            mode, spec = "pretrain", self.pt_train_spec(name)
+            data = self.results["pt_data" + (f"_{name}" if name else "")]
         else:
             spec = dict(c["train"]["variants"][which])
-            mode = "finetune" if _init(spec) == "pt" else "scratch"
+            init = _init(spec)
+            mode = "finetune" if init else "scratch"
             data = self.results["ft_labels"]
         spec.pop("init", None)
         config = {
             "mode": mode,
-            "init_from": self.results["train_pt"]["best_checkpoint"] if mode == "finetune"
-            else None,
+            "init_from": self.results[_pt_stage(init)]["best_checkpoint"] if init else None,
             "seed": int(c["seed"]),
             "data": {"train": data["train"], "test": data["test"], "val_fraction": 0.1},
             "model": dict(c["model"]),
@@ -277,7 +313,8 @@ class Pipeline:
         }
         if mode == "finetune" and spec.get("ft_strategy") == "replay":
             replay = dict(config["training"].get("replay") or {})
-            replay.setdefault("data", self.results["pt_data"]["train"])
+            replay.setdefault("data", self.results[_pt_stage(init).replace(
+                "train_pt", "pt_data")]["train"])
             config["training"]["replay"] = replay
         return config
 
@@ -287,8 +324,11 @@ class Pipeline:
         config = self.training_config(which)
         run_dir = self.run / "train" / which
         # the data behind the paths in config count too: the upstream stages' hashes
-        upstream = ["pt_data"] if which == "pt" else (
-            ["ft_labels", "train_pt"] if config["mode"] == "finetune" else ["ft_labels"])
+        if which == "pt" or which.startswith("pt_"):
+            upstream = ["pt_data" + which[2:]]
+        else:
+            init = _init(self.cfg["train"]["variants"][which])
+            upstream = ["ft_labels", _pt_stage(init)] if init else ["ft_labels"]
         tag = stage_hash(_without_budget(config), [self.hashes[u] for u in upstream])
         tag_file = run_dir / "demo_config_hash.txt"
         # same settings apart from the budget (max_epochs/max_steps): continue from last.pt
@@ -356,10 +396,24 @@ def _without_budget(config: dict) -> dict:
 
 
 def _init(spec: dict) -> str | None:
+    """``'pt'``, ``'pt:<name>'`` (a ``pt_extra`` model) or ``None`` (from scratch)."""
     init = spec.get("init", "pt")
-    if init not in ("pt", None, "none", "scratch"):
-        raise click.ClickException(f"variant init must be 'pt' or none, not {init!r}")
-    return "pt" if init == "pt" else None
+    if init in (None, "none", "scratch"):
+        return None
+    if init == "pt" or (isinstance(init, str) and init.startswith("pt:") and len(init) > 3):
+        return init
+    raise click.ClickException(f"variant init must be 'pt', 'pt:<name>' or none, not {init!r}")
+
+
+def _pt_stage(init: str) -> str:
+    """The training stage of the PT model a variant starts from."""
+    return "train_pt" if init == "pt" else f"train_pt_{init[3:]}"
+
+
+def pt_stage_names(pipe) -> list[str]:
+    """The PT data and PT training stages (a child run copies their records)."""
+    return ["pt_data", "train_pt"] + [s for n in pipe.extra_pts
+                                      for s in (f"pt_data_{n}", f"train_pt_{n}")]
 
 
 def test_errors(checkpoint: str, frames: FrameSet, max_frames: int | None = None) -> dict:
