@@ -14,6 +14,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "ffpt.train.cli:evaluate",
     "info": "ffpt.train.cli:info",
     "pt-data": "ffpt.sampling.cli:pt_data",
+    "teacher": "ffpt.teachers.cli:teacher",
     "scan": "ffpt.analysis.cli:scan",
     "deploy": "ffpt.deploy.cli:deploy",
     "build-plugin": "ffpt.lammps.plugin:build_plugin_cmd",

@@ -77,13 +77,29 @@ def _teachers(teacher, species, smiles, structure, charge_method, liquid):
 @click.option(
     "-o", "--output", required=True, type=click.Path(dir_okay=False), help=".npz (or .xyz)"
 )
+@click.option("--from", "from_data", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="perturb these structures (any cells) instead of relaxed molecules")
+@click.option("--perturb", default=None, type=click.Choice(["two-step"]),
+              help="with --from: n rounds of displacing atoms, then straining the cell")
+@click.option("--rounds", default=10, show_default=True, type=click.IntRange(1),
+              help="two-step: perturbed frames per --from structure")
+@click.option("--displacement", default=0.1, show_default=True, type=click.FloatRange(0),
+              help="two-step: atomic displacement (A, per coordinate)")
+@click.option("--strain", default=0.03, show_default=True, type=click.FloatRange(0, 0.5),
+              help="two-step: cell strain amplitude (components U(-s, s))")
 def pt_data(teacher, species, smiles, structure, charge_method, molecules, periodic, density,
             references, reference_seed, frames, sigma, seed, no_shuffle, extxyz,
-            output) -> None:  # fmt: skip
+            output, from_data, perturb, rounds, displacement, strain) -> None:  # fmt: skip
     """Relax molecules with a classical TEACHER, rattle them (x + sigma*N(0,1)) and label
-    the frames: a pre-training data set in ffpt's FrameSet format."""
+    the frames: a pre-training data set in ffpt's FrameSet format. Materials: --teacher
+    eam.json --from DATA --perturb two-step (ffpt.sampling.perturb)."""
     from ffpt.sampling.rattle import export_extxyz, generate_pt_data, summary
 
+    if from_data or perturb:
+        from ffpt.sampling.perturb import perturb_cmd
+
+        return perturb_cmd(teacher, from_data, perturb, rounds, displacement, strain, seed,
+                           output, extxyz)
     t0 = time.perf_counter()
     liquid = {"molecules": molecules, "periodic": periodic or None, "density": density,
               "references": references, "seed": reference_seed}  # fmt: skip
