@@ -17,9 +17,12 @@ import click
 @click.option("--overwrite", is_flag=True,
               help="Start over in a run folder that holds a run (replaces best/last/log).")
 @click.option("--no-progress", is_flag=True, help="No progress bar (log only).")
+@click.option("--map-elements", "map_elements", multiple=True, metavar="NEW=OLD",
+              help="finetune: initialise element NEW from OLD of the init_from model, e.g. "
+                   "Ge=Si (config map_elements).")
 @click.argument("overrides", nargs=-1)
 def train(config_path: str | None, run_dir: str | None, resume: bool, overwrite: bool,
-          no_progress: bool, overrides: tuple[str, ...]) -> None:
+          no_progress: bool, map_elements: tuple[str, ...], overrides: tuple[str, ...]) -> None:
     """Train a model (modes scratch, pretrain, finetune) from a YAML config.
 
     \b
@@ -36,6 +39,13 @@ def train(config_path: str | None, run_dir: str | None, resume: bool, overwrite:
             raise click.UsageError("give the config file: ffpt train CONFIG.yaml [key=value ...]")
         config_path = overrides.pop(0)
 
+    if map_elements:
+        from ffpt.train.map_elements import parse_mapping
+
+        try:
+            overrides.append("map_elements=" + json.dumps(parse_mapping(list(map_elements))))
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
     try:
         cfg = load_config(config_path, list(overrides))
     except (ValueError, FileNotFoundError) as exc:

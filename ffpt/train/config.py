@@ -27,6 +27,8 @@ PT_SOURCE: dict[str, Any] = {
 DEFAULTS: dict[str, Any] = {
     "mode": "scratch",
     "init_from": None,
+    # finetune into new elements: {NEW: OLD}, e.g. {Ge: Si} (see ffpt.train.map_elements)
+    "map_elements": None,
     "seed": 0,
     "data": {
         "train": None,
@@ -91,6 +93,13 @@ def resolve(cfg: dict | None, overrides: list[str] = ()) -> dict:
         raise ValueError(f"mode must be one of {MODES}, not {out['mode']!r}")
     if out["mode"] == "finetune" and not out["init_from"]:
         raise ValueError("mode 'finetune' needs init_from: the pre-trained checkpoint")
+    if out["map_elements"]:
+        from ffpt.train.map_elements import parse_mapping
+
+        if out["mode"] != "finetune":
+            raise ValueError("map_elements applies to mode finetune (with init_from); set "
+                             "mode: finetune or remove map_elements")
+        out["map_elements"] = parse_mapping(out["map_elements"])
     if out["training"]["lr"] is None:
         out["training"]["lr"] = DEFAULT_LR[out["mode"]]
     if out["training"]["pt_source"] is not None:

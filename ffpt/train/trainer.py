@@ -55,6 +55,7 @@ from ffpt.train.device import (
     resolve_device,
     to_cpu,
 )
+from ffpt.train.map_elements import map_model_elements
 from ffpt.train.metrics import evaluate, loss_terms
 from ffpt.train.rundir import check_resume_config, prepare_run_dir
 from ffpt.train.strategies import (
@@ -190,11 +191,15 @@ def train(
     if finetune:
         model = model_from_checkpoint(init, dtype=cfg["model"]["dtype"])
         mcfg = dict(init["model_config"], dtype=cfg["model"]["dtype"])
+        if cfg["map_elements"]:
+            model = map_model_elements(model, cfg["map_elements"], mcfg, str(cfg["init_from"]))
         missing = sorted(set(_elements_of(train_fs, val_fs, test_fs)) - set(model.elements))
         if missing:
             raise ValueError(
                 f"fine-tuning data contains {missing}, which the pre-trained model "
-                f"({cfg['init_from']}, elements {model.elements}) does not cover"
+                f"({cfg['init_from']}, elements {model.elements}) does not cover; map each "
+                f"to a model element: --map-elements {missing[0]}={model.elements[0]} "
+                "(config map_elements)"
             )
     else:
         mcfg = model_config(cfg["model"])
