@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "scan": "ffpt.analysis.cli:scan",
     "deploy": "ffpt.deploy.cli:deploy",
     "build-plugin": "ffpt.lammps.plugin:build_plugin_cmd",
+    "patch-lammps": "ffpt.lammps.patch:patch_lammps_cmd",
     "metad": "ffpt.md.cli:metad",
     "fes": "ffpt.analysis.fes:fes_cmd",
     "stability": "ffpt.analysis.stability_cli:stability",

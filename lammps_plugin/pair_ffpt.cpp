@@ -34,6 +34,7 @@
  * ghost graph; the only correct choice in the image graph), per-atom energies feed pe/atom.
  */
 #include "pair_ffpt.h"
+#include "ffpt_lammps_compat.h"
 #include "sha256.h"
 
 #include "atom.h"
@@ -233,7 +234,7 @@ void PairFFPT::settings(int narg, char **arg)
     const std::string key = arg[iarg];
     if (key == "fold" || key == "check_masses" || key == "trust" || key == "timing") {
       if (iarg + 1 >= narg) error->all(FLERR, "pair_style ffpt: '{}' needs yes or no", key);
-      const bool on = utils::logical(FLERR, arg[iarg + 1], false, lmp) == 1;
+      const bool on = ffpt_compat::logical(FLERR, arg[iarg + 1], lmp) == 1;
       if (key == "fold") fold = on;
       else if (key == "check_masses") check_masses = on;
       else if (key == "timing") timing = on;
@@ -545,9 +546,9 @@ void PairFFPT::init_style()
   ghostneigh = use_ghosts ? 1 : 0;
   comm_forward = comm_reverse = layers ? node_channels : 0;
   if (layers && !use_ghosts) {
-    neighbor->add_request(this, NeighConst::REQ_FULL);
+    ffpt_compat::request_full(neighbor, this, instance_me, false);
   } else if (use_ghosts) {
-    neighbor->add_request(this, NeighConst::REQ_FULL | NeighConst::REQ_GHOST);
+    ffpt_compat::request_full(neighbor, this, instance_me, true);
     // ghost shell = receptive field (+ skin so it stays valid until the next reneighbouring);
     // per-layer exchange: the edges one interaction reaches
     double need = (layers ? layer_hops : num_interactions) * cutoff + neighbor->skin;
@@ -557,7 +558,7 @@ void PairFFPT::init_style()
         utils::logmesg(lmp, "pair_style ffpt: ghost shell (comm cutoff) set to {} A\n", need);
     }
   } else {
-    neighbor->add_request(this, NeighConst::REQ_FULL);
+    ffpt_compat::request_full(neighbor, this, instance_me, false);
   }
   if (comm->me == 0)
     utils::logmesg(lmp, "pair_style ffpt: {} graph, {}\n", fold ? "folded" : "unfolded",

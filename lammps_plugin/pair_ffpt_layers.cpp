@@ -28,6 +28,7 @@
  * buffer (comm_rows) is per LAMMPS atom, not per node (as SevenNet's x_comm_hold).
  */
 #include "pair_ffpt.h"
+#include "ffpt_lammps_compat.h"
 
 #include "atom.h"
 #include "comm.h"
@@ -64,7 +65,7 @@ torch::Tensor PairFFPT::exchange_forward(const torch::Tensor &x, int nnodes)
     xc = x.detach().to(torch::kCPU, torch::kFloat64, false, true).contiguous();
     std::memcpy(comm_rows.data(), xc.data_ptr<double>(), sizeof(double) * C * nlocal);
   }
-  comm->forward_comm(this);
+  ffpt_compat::forward_comm(comm, this);
   if (nnodes == 0) return x;
   double *xp = xc.data_ptr<double>();
   for (int k = nlocal; k < nnodes; k++)
@@ -88,7 +89,7 @@ torch::Tensor PairFFPT::exchange_reverse(const torch::Tensor &g, int nnodes)
     for (int k = nlocal; k < nnodes; k++)    // one representative atom per ghost node
       std::memcpy(comm_rows.data() + C * node_atom[k], gp + C * k, sizeof(double) * C);
   }
-  comm->reverse_comm(this);
+  ffpt_compat::reverse_comm(comm, this);
   if (nnodes == 0) return g;
   double *gp = gc.data_ptr<double>();
   const double *rp = comm_rows.data();
