@@ -84,14 +84,73 @@ class FFPTCalculator(Calculator):
         return np.where(np.isfinite(e), e, np.nan)
 
 
+def force_deviation(forces: np.ndarray) -> np.ndarray:
+    """Per-atom force deviation of an ensemble, DeePMD-kit's model deviation:
+    ``sqrt(< |F_i^m - <F_i>_m|^2 >_m)`` for ``forces[K, N, 3]`` (eV/A) -> ``[N]``."""
+    f = np.asarray(forces, dtype=np.float64)
+    return np.sqrt(((f - f.mean(0)) ** 2).sum(-1).mean(0))
+
+
+class EnsembleCalculator(Calculator):
+    """A deep ensemble: the first model's results plus the ensemble's model deviation.
+
+    ``calculators``: ffpt model calculators (:class:`FFPTCalculator` or a deployed artifact's)
+    that share elements and cutoff. Extra results: ``forces_deviation`` (per atom, eV/A, see
+    :func:`force_deviation`), ``max_forces_deviation``, ``mean_forces_deviation`` and
+    ``energy_deviation`` (standard deviation of the K energies per atom, eV/atom), as in
+    ``pair_style ffpt`` with several models (docs/ensembles.md).
+    """
+
+    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress",  # noqa: RUF012
+                              "forces_deviation", "max_forces_deviation",
+                              "mean_forces_deviation", "energy_deviation"]
+
+    def __init__(self, calculators, **kwargs):
+        super().__init__(**kwargs)
+        self.calculators = list(calculators)
+        if len(self.calculators) < 2:
+            raise ValueError("an ensemble needs at least 2 models (got "
+                             f"{len(self.calculators)}); give several model files")
+        models = [getattr(c, "model", None) for c in self.calculators]
+        if any(not hasattr(m, "elements") or not hasattr(m, "cutoff") for m in models):
+            raise ValueError("ensemble members must be ffpt models (checkpoints or deployed "
+                             "artifacts), not teachers")
+        first = models[0]
+        for k, m in enumerate(models[1:], start=1):
+            if list(m.elements) != list(first.elements) or abs(m.cutoff - first.cutoff) > 1e-9:
+                raise ValueError(
+                    f"ensemble models disagree: model {k} has elements {list(m.elements)}, "
+                    f"cutoff {m.cutoff} A but model 0 has {list(first.elements)}, "
+                    f"{first.cutoff} A; use models of one training config (ffpt train "
+                    "--ensemble K)")
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        results = []
+        for calc in self.calculators:
+            calc.calculate(self.atoms, ["energy", "forces"], all_changes)
+            results.append(dict(calc.results))
+        self.results = dict(results[0])
+        dev = force_deviation(np.stack([r["forces"] for r in results]))
+        energies = np.array([r["energy"] for r in results])
+        self.results.update({
+            "forces_deviation": dev,
+            "max_forces_deviation": float(dev.max()) if len(dev) else 0.0,
+            "mean_forces_deviation": float(dev.mean()) if len(dev) else 0.0,
+            "energy_deviation": float(energies.std()) / max(1, len(self.atoms)),
+        })
+
+
 def load_calculator(
-    spec: str | os.PathLike, dtype: str = "float64", species: str | None = None
+    spec, dtype: str = "float64", species: str | None = None
 ) -> Calculator:
     """One ASE calculator from a spec: a model file or a teacher.
 
     * a training checkpoint (``ffpt-checkpoint`` tag) -> :class:`FFPTCalculator` in ``dtype``;
     * a deployed artifact (``ffpt-deploy`` output) -> its ``DeployedCalculator`` (the
       artifact's own dtype);
+    * a list of model files -> :class:`EnsembleCalculator` (the first drives, all give the
+      force deviation);
     * a teacher ``NAME[:ARG]``: ``tip3p-flex``, ``qforce-h2:HO2`` (ARG = species; without it
       ``species`` or H2O), ``gaff:SMILES`` or ``gaff:FILE.sdf``.
 
@@ -99,6 +158,14 @@ def load_calculator(
     """
     from pathlib import Path
 
+    if isinstance(spec, list | tuple):
+        missing = [str(s) for s in spec if not Path(s).is_file()]
+        if missing:
+            raise ValueError(f"ensemble model file {missing[0]} not found; give existing "
+                             "checkpoints or deployed artifacts")
+        if len(spec) == 1:
+            return _load_model_file(Path(spec[0]), dtype)
+        return EnsembleCalculator([_load_model_file(Path(s), dtype) for s in spec])
     path = Path(spec)
     if path.is_file():
         return _load_model_file(path, dtype)

@@ -159,6 +159,9 @@ PairFFPT::PairFFPT(LAMMPS *lmp) :
     device(torch::kCPU), dtype(torch::kFloat64), cutoff(0.0), num_interactions(0)
 {
   std::fill(timers, timers + T_COUNT, 0.0);
+  devi_every = 1;    // ensemble (pair_ffpt_ensemble.cpp)
+  devi_flag = 0;
+  devi_fp = nullptr;
   single_enable = 0;
   restartinfo = 0;
   one_coeff = 1;
@@ -172,6 +175,7 @@ PairFFPT::~PairFFPT()
 {
   aoti.reset();
   if (!aoti_dir.empty()) std::filesystem::remove_all(aoti_dir);
+  close_devi_file();
   if (allocated) {
     memory->destroy(setflag);
     memory->destroy(cutsq);
@@ -248,12 +252,12 @@ void PairFFPT::settings(int narg, char **arg)
       else
         error->all(FLERR, "pair_style ffpt: 'exchange' needs auto, shell or layer, got '{}'", v);
       iarg += 2;
-    } else {
+    } else if (!ensemble_keyword(key, narg, arg, iarg)) {
       error->all(FLERR,
                  "pair_style ffpt: unknown keyword '{}'; usage: pair_style ffpt "
                  "[exchange auto|shell|layer] [fold yes|no] [timing yes|no] "
-                 "[check_masses yes|no] [trust yes|no] "
-                 "(the model file and elements go into pair_coeff * * model.pt El1 El2 ...)",
+                 "[check_masses yes|no] [trust yes|no] [devi_file PATH] [devi_every N] "
+                 "(the model file(s) and elements go into pair_coeff * * model.pt El1 El2 ...)",
                  arg[iarg]);
     }
   }
@@ -484,16 +488,16 @@ void PairFFPT::coeff(int narg, char **arg)
   if (narg < 3 || strcmp(arg[0], "*") != 0 || strcmp(arg[1], "*") != 0)
     error->all(FLERR, "pair_coeff for ffpt must be: pair_coeff * * model.pt El1 ... El{} (one per atom type)",
                ntypes);
-  load_model(arg[2]);
+  const int nmodels = load_models(narg, arg);    // > 1: an ensemble (pair_ffpt_ensemble.cpp)
   std::string known;
   for (const auto &e : elements) known += " " + e;
-  if (narg != 3 + ntypes)
+  if (narg != 2 + nmodels + ntypes)
     error->all(FLERR,
                "pair_coeff * * {}: wrong number of element names: {} given but the box has {} atom "
                "types; give one element (or NULL) per type, the model knows{}",
                arg[2], narg - 3, ntypes, known);
   for (int t = 1; t <= ntypes; t++) {
-    std::string name = arg[2 + t];
+    std::string name = arg[1 + nmodels + t];
     if (name == "NULL") {
       type2species[t] = -1;
       continue;
@@ -534,7 +538,7 @@ void PairFFPT::init_style()
   check_type_masses();
 
   // per-layer exchange (pair_ffpt_layers.cpp) or the ghost shell covering the receptive field
-  const bool can_layer = node_channels > 0 && !aoti;
+  const bool can_layer = node_channels > 0 && !aoti && members.empty();
   if (exchange_request == LAYER && !can_layer)
     error->all(FLERR,
                "pair_style ffpt exchange layer: '{}' has no per-layer pieces ({}); use "
@@ -560,6 +564,7 @@ void PairFFPT::init_style()
   } else {
     ffpt_compat::request_full(neighbor, this, instance_me, false);
   }
+  if (!members.empty()) init_ensemble();
   if (comm->me == 0)
     utils::logmesg(lmp, "pair_style ffpt: {} graph, {}\n", fold ? "folded" : "unfolded",
                    layers ? fmt::format("per-layer exchange of ghost features ({} per atom)",
@@ -573,7 +578,8 @@ double PairFFPT::init_one(int i, int j)
   return cutoff;
 }
 
-void PairFFPT::compute(int eflag, int vflag)
+/* Energy/virial flags (eatom allocated and zeroed by Pair) and the step timers; also ffpt/kk. */
+void PairFFPT::start_step(int eflag, int vflag)
 {
   ev_init(eflag, vflag);
   if (vflag_atom)
@@ -581,6 +587,11 @@ void PairFFPT::compute(int eflag, int vflag)
   tick = std::chrono::steady_clock::now();
   timed_steps++;
   cpu_start = process_cpu_seconds();
+}
+
+void PairFFPT::compute(int eflag, int vflag)
+{
+  start_step(eflag, vflag);
   if (layers) {
     compute_layers();
     cpu_seconds += process_cpu_seconds() - cpu_start;
@@ -594,7 +605,10 @@ void PairFFPT::compute(int eflag, int vflag)
   const int nlocal = atom->nlocal;
   double **f = atom->f;
 
-  if (nnodes == 0) return;    // an empty sub-domain contributes nothing
+  if (nnodes == 0) {    // an empty sub-domain contributes nothing
+    if (!members.empty()) compute_deviation({}, torch::Tensor(), torch::Tensor(), 0);
+    return;
+  }
 
   const int64_t nedges = (int64_t) edge_i.size();
   auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
@@ -610,22 +624,7 @@ void PairFFPT::compute(int eflag, int vflag)
       torch::from_blob(edge_shift.data(), {nedges, 3}, f64).to(device, dtype, false, true);
   lap(T_TO_MODEL);
 
-  std::vector<torch::Tensor> res;
-  try {
-    if (aoti) {
-      // AOTInductor interface: a mask of the nodes whose energies are summed
-      torch::Tensor mask = torch::zeros({nnodes}, torch::TensorOptions().dtype(dtype).device(device));
-      mask.narrow(0, 0, nlocal).fill_(1.0);
-      res = aoti->run({pos, spec, eidx, eshift, mask});
-    } else {
-      std::vector<torch::jit::IValue> inputs{pos, spec, eidx, eshift, (int64_t) nlocal};
-      auto out = model.forward(inputs).toTuple();
-      for (const auto &v : out->elements()) res.push_back(v.toTensor());
-    }
-  } catch (const std::exception &e) {
-    std::string msg = e.what();
-    error->one(FLERR, "pair_style ffpt: the model failed: {}", msg.substr(0, 400));
-  }
+  std::vector<torch::Tensor> res = run_model(pos, spec, eidx, eshift, nlocal);
   lap(T_FORWARD);    // forward and backward: one model call
   tally_energy(res[1]);
 
@@ -638,18 +637,48 @@ void PairFFPT::compute(int eflag, int vflag)
     f[a][1] += fp[3 * k + 1];
     f[a][2] += fp[3 * k + 2];
   }
-  if (vflag_global) {
-    torch::Tensor w = res[3].to(torch::kCPU, torch::kFloat64).contiguous();
-    const double *wp = w.data_ptr<double>();
-    virial[0] += wp[0];
-    virial[1] += wp[4];
-    virial[2] += wp[8];
-    virial[3] += 0.5 * (wp[1] + wp[3]);
-    virial[4] += 0.5 * (wp[2] + wp[6]);
-    virial[5] += 0.5 * (wp[5] + wp[7]);
-  }
+  if (vflag_global) tally_virial(res[3]);
+  if (!members.empty()) compute_deviation({pos, spec, eidx, eshift}, forces, res[1], nnodes);
   lap(T_FROM_MODEL);
   cpu_seconds += process_cpu_seconds() - cpu_start;
+}
+
+/* One model call (TorchScript or AOTInductor) on graph tensors of the model's device and dtype:
+   (energy of nodes 0..nlocal-1, atomic energies, forces, virial). Also used by ffpt/kk. */
+std::vector<torch::Tensor> PairFFPT::run_model(const torch::Tensor &pos, const torch::Tensor &spec,
+                                               const torch::Tensor &eidx,
+                                               const torch::Tensor &eshift, int nlocal)
+{
+  std::vector<torch::Tensor> res;
+  try {
+    if (aoti) {
+      // AOTInductor interface: a mask of the nodes whose energies are summed
+      torch::Tensor mask = torch::zeros({pos.size(0)}, pos.options());
+      mask.narrow(0, 0, nlocal).fill_(1.0);
+      res = aoti->run({pos, spec, eidx, eshift, mask});
+    } else {
+      std::vector<torch::jit::IValue> inputs{pos, spec, eidx, eshift, (int64_t) nlocal};
+      auto out = model.forward(inputs).toTuple();
+      for (const auto &v : out->elements()) res.push_back(v.toTensor());
+    }
+  } catch (const std::exception &e) {
+    std::string msg = e.what();
+    error->one(FLERR, "pair_style ffpt: the model failed: {}", msg.substr(0, 400));
+  }
+  return res;
+}
+
+/* The model's 3x3 virial (-sum_e edge_vec (x) dE/dedge_vec) -> LAMMPS' 6 global components. */
+void PairFFPT::tally_virial(const torch::Tensor &w3)
+{
+  torch::Tensor w = w3.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+  const double *wp = w.data_ptr<double>();
+  virial[0] += wp[0];
+  virial[1] += wp[4];
+  virial[2] += wp[8];
+  virial[3] += 0.5 * (wp[1] + wp[3]);
+  virial[4] += 0.5 * (wp[2] + wp[6]);
+  virial[5] += 0.5 * (wp[5] + wp[7]);
 }
 
 void PairFFPT::lap(int which)

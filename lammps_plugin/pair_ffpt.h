@@ -98,6 +98,11 @@ class PairFFPT : public Pair {
   int breadth_first_graph(int max_hops);
   void check_force(const double *fa, int a);
   void tally_energy(const torch::Tensor &atomic);
+  void tally_virial(const torch::Tensor &w3);
+  void start_step(int eflag, int vflag);
+  std::vector<torch::Tensor> run_model(const torch::Tensor &pos, const torch::Tensor &spec,
+                                       const torch::Tensor &eidx, const torch::Tensor &eshift,
+                                       int nlocal);
   void compute_layers();
   torch::Tensor exchange_forward(const torch::Tensor &x, int nnodes);
   torch::Tensor exchange_reverse(const torch::Tensor &g, int nnodes);
@@ -116,6 +121,28 @@ class PairFFPT : public Pair {
   void check_forces(const double *fp, int nnodes);
   void setup_threads_and_device();
   static double process_cpu_seconds();
+
+  // ensemble (pair_ffpt_ensemble.cpp): pair_coeff * * m1.pt m2.pt ... El...; model 1 drives the
+  // dynamics, the others only enter the force deviation (model_devi: per atom, thermo, file)
+ public:
+  void *extract(const char *, int &) override;
+  void *extract_peratom(const char *, int &) override;
+
+ protected:
+  std::vector<torch::jit::Module> members;    // models 2..K
+  std::vector<torch::ScalarType> member_dtypes;
+  std::vector<std::string> member_paths;
+  std::string devi_path;       // pair_style ... devi_file PATH (written by rank 0)
+  int devi_every;              // members run on multiples of devi_every (+ thermo/fix pair)
+  int devi_flag;               // set by fix pair ... model_devi 1 (extract "model_devi_flag")
+  FILE *devi_fp;
+  std::vector<double> devi_atom, devi_rows, devi_global;    // per atom, comm rows, pvector
+  bool ensemble_keyword(const std::string &key, int narg, char **arg, int &iarg);
+  int load_models(int narg, char **arg);
+  void init_ensemble();
+  void compute_deviation(const std::vector<torch::Tensor> &inputs, const torch::Tensor &forces,
+                         const torch::Tensor &atomic, int nnodes);
+  void close_devi_file();
 };
 
 }    // namespace LAMMPS_NS

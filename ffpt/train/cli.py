@@ -20,9 +20,13 @@ import click
 @click.option("--map-elements", "map_elements", multiple=True, metavar="NEW=OLD",
               help="finetune: initialise element NEW from OLD of the init_from model, e.g. "
                    "Ge=Si (config map_elements).")
+@click.option("--ensemble", type=click.IntRange(min=1), default=None, metavar="K",
+              help="Train K members (seed + k: own init, data order and validation split) "
+                   "into <run-dir>/member<k>/, one after another; see docs/ensembles.md.")
 @click.argument("overrides", nargs=-1)
 def train(config_path: str | None, run_dir: str | None, resume: bool, overwrite: bool,
-          no_progress: bool, map_elements: tuple[str, ...], overrides: tuple[str, ...]) -> None:
+          no_progress: bool, map_elements: tuple[str, ...], ensemble: int | None,
+          overrides: tuple[str, ...]) -> None:
     """Train a model (modes scratch, pretrain, finetune) from a YAML config.
 
     \b
@@ -51,6 +55,16 @@ def train(config_path: str | None, run_dir: str | None, resume: bool, overwrite:
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     out = Path(run_dir) if run_dir else Path("runs") / Path(config_path).stem
+    if ensemble is not None:
+        from ffpt.train.ensemble import train_ensemble
+
+        try:
+            paths = train_ensemble(cfg, out, ensemble, resume=resume, overwrite=overwrite,
+                                   progress=not no_progress)
+        except (ValueError, FileExistsError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo("best checkpoints: " + " ".join(str(p) for p in paths))
+        return
     try:
         result = run(cfg, out, resume=resume, overwrite=overwrite, progress=not no_progress)
     except (ValueError, FileExistsError) as exc:
