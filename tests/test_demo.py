@@ -294,3 +294,22 @@ def test_variant_starts_from_a_named_extra_pt_model(tmp_path):
     bad = dict(cfg, train={**cfg["train"], "variants": {"x": {"init": "pt:nope"}}})
     with pytest.raises(click.ClickException, match="names no PT model"):
         Pipeline(bad, tmp_path / "run2", echo=lambda m: None, progress=False)
+
+
+def test_until_stops_after_the_named_stage(tmp_path):
+    """``--until pt_data`` runs the chain up to that stage only (and again skips it); an
+    unknown stage name is one clear error."""
+    import click
+
+    from ffpt.demo.config import load_demo_config
+    from ffpt.demo.pipeline import Pipeline, StopAfter
+
+    cfg = load_demo_config(preset="tiny", sets=["pt_data.n_frames=20"])
+    for _ in range(2):
+        with pytest.raises(StopAfter):
+            Pipeline(cfg, tmp_path / "run", echo=lambda m: None, progress=False,
+                     until="pt_data").run_all()
+        assert sorted(p.name for p in (tmp_path / "run" / ".stages").iterdir()) == [
+            "pt_data.json"]
+    with pytest.raises(click.ClickException, match="no such stage"):
+        Pipeline(cfg, tmp_path / "run", echo=lambda m: None, progress=False, until="nope")

@@ -26,7 +26,10 @@ EXPECTED = {None: "about 15 minutes on 2 CPU cores", "tiny": "a couple of minute
 @click.option("--ft-data", default=None, type=click.Path(dir_okay=False),
               help="Shortcut for --set ft_data.path=FILE: fine-tune on your labelled frames.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
-def demo(config_path, preset, run_dir, fresh, sets, ft_data, no_progress) -> None:
+@click.option("--until", default=None, metavar="STAGE",
+              help="Stop after this stage, e.g. train_pt (pre-train on a GPU machine, copy the "
+                   "run folder back, rerun without --until).")
+def demo(config_path, preset, run_dir, fresh, sets, ft_data, no_progress, until) -> None:
     """FFPT-FT against scratch, end to end (default: water): PT data -> FT data (TIP3P
     liquid + xTB labels) -> train PT, then FT and scratch on the same data and epochs ->
     deploy -> test errors, hole scans, LAMMPS MD survival over seeds -> report.
@@ -37,7 +40,7 @@ def demo(config_path, preset, run_dir, fresh, sets, ft_data, no_progress) -> Non
     # torch/OpenMP threads per process ran 3x slower (training, MD, model evaluation).
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from ffpt.demo.config import load_demo_config
-    from ffpt.demo.pipeline import Pipeline
+    from ffpt.demo.pipeline import Pipeline, StopAfter
 
     sets = list(sets)
     if ft_data:
@@ -50,9 +53,13 @@ def demo(config_path, preset, run_dir, fresh, sets, ft_data, no_progress) -> Non
     click.echo(start_notice(run, preset, fresh, custom=bool(config_path or sets),
                             variants=list(cfg["train"]["variants"])))
     t0 = time.perf_counter()
-    pipe = Pipeline(cfg, run, fresh=fresh, progress=not no_progress)
+    pipe = Pipeline(cfg, run, fresh=fresh, progress=not no_progress, until=until)
     try:
         report = pipe.run_all()
+    except StopAfter:
+        click.echo(f"\nstopped after {until} as asked (--until); wall time "
+                   f"{time.perf_counter() - t0:.0f} s; rerun without --until to continue")
+        return
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         raise click.ClickException(f"{exc}\n(finished stages are kept in {run}; rerun to "
                                    "continue, --fresh to start over)") from exc

@@ -30,12 +30,18 @@ from ffpt.demo.config import stage_hash
 MARKER = ".ffpt-demo"
 
 
+class StopAfter(Exception):
+    """Raised after the stage named by ``until`` (``ffpt demo --until``)."""
+
+
 class Pipeline:
     """Runs named stages in order with skip-if-done records."""
 
     def __init__(self, cfg: dict, run_dir: str | Path, fresh: bool = False,
-                 progress: bool = True, echo: Callable[[str], None] = click.echo) -> None:
+                 progress: bool = True, echo: Callable[[str], None] = click.echo,
+                 until: str | None = None) -> None:
         self.cfg = cfg
+        self.until = until
         self.run = Path(run_dir)
         self.progress = progress
         self.echo = echo
@@ -62,6 +68,9 @@ class Pipeline:
 
         pre, post = extra_stages.extra_stage_names(cfg)
         self.stages = pre + self.stages + post
+        if until is not None and until not in self.stages:
+            raise click.ClickException(f"--until {until}: no such stage; this config has "
+                                       f"{', '.join(self.stages)}")
         if fresh and self.run.exists():
             if not (self.run / MARKER).exists() and any(self.run.iterdir()):
                 raise click.ClickException(
@@ -95,6 +104,8 @@ class Pipeline:
                 self.echo(f"[{k}/{n}] {name}: done earlier, skipped ({rec['seconds']:.0f} s then)")
                 self.results[name], self.hashes[name] = rec["result"], h
                 self.times[name] = rec["seconds"]
+                if name == self.until:
+                    raise StopAfter(name)
                 return rec["result"]
         self.echo(f"[{k}/{n}] {name} ...")
         t0 = time.perf_counter()
@@ -104,6 +115,8 @@ class Pipeline:
         atomic_write(rec_path, lambda f: f.write(json.dumps(rec, indent=1, default=str).encode()))
         self.results[name], self.hashes[name], self.times[name] = result, h, dt
         self.echo(f"[{k}/{n}] {name}: done in {dt:.0f} s")
+        if name == self.until:
+            raise StopAfter(name)
         return result
 
     # ------------------------------------------------------------------ the chain
