@@ -167,26 +167,37 @@ def test_lammps_mismatched_models_are_refused(members, tmp_path):
 
 # ------------------------------------------------------------------------------------ train
 def test_train_ensemble_members_are_reproducible(tmp_path):
-    """--ensemble 2: member k is exactly the run with seed + k; the members differ."""
+    """ffpt train --ensemble 2: member k is exactly the run with seed + k; the members differ;
+    an existing ensemble is refused (before any training) unless --resume."""
+    import yaml
+    from click.testing import CliRunner
+
+    from ffpt.cli import main
     from ffpt.model import load_checkpoint
     from ffpt.train import train
-    from ffpt.train.config import resolve
-    from ffpt.train.ensemble import train_ensemble
+    from ffpt.train.config import load_config
 
-    cfg = resolve({"seed": 3, "data": {"train": morse_frames(16, seed=1), "val_fraction": 0.25},
-                   "model": {"features": 8, "num_radial": 6, "num_interactions": 1,
-                             "cutoff": 4.0, "dtype": "float64"},
-                   "training": {"max_epochs": 1, "batch_size": 4, "plot_every": 0}})
-    best = train_ensemble(cfg, tmp_path / "ens", 2, progress=False)
-    assert [p.parent.name for p in best] == ["member0", "member1"]
-    alone = train(dict(cfg, seed=4), tmp_path / "alone", progress=False)
+    morse_frames(16, seed=1).save(tmp_path / "train.npz")
+    cfg = {"seed": 3, "data": {"train": "train.npz", "val_fraction": 0.25},
+           "model": {"features": 8, "num_radial": 6, "num_interactions": 1, "cutoff": 4.0,
+                     "dtype": "float64"},
+           "training": {"max_epochs": 1, "batch_size": 4, "plot_every": 0}}
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    run = ["train", str(tmp_path / "cfg.yaml"), "-o", str(tmp_path / "ens"), "--no-progress",
+           "--ensemble", "2"]
+    out = CliRunner().invoke(main, run)
+    assert out.exit_code == 0, out.output
+    best = [tmp_path / "ens" / f"member{k}" / "best.pt" for k in range(2)]
+    alone = train(dict(load_config(tmp_path / "cfg.yaml"), seed=4), tmp_path / "alone",
+                  progress=False)
     a, b = load_checkpoint(best[1]), load_checkpoint(alone.best_checkpoint)
     assert a["config"]["seed"] == 4
     for k in a["model_state"]:
         assert torch.equal(a["model_state"][k], b["model_state"][k]), k
     c = load_checkpoint(best[0])["model_state"]
     assert any(not torch.equal(c[k], a["model_state"][k]) for k in c)
-    with pytest.raises(FileExistsError, match="member0 already holds a training run"):
-        train_ensemble(cfg, tmp_path / "ens", 2, progress=False)
-    again = train_ensemble(cfg, tmp_path / "ens", 2, resume=True, progress=False)
-    assert again == best
+    out = CliRunner().invoke(main, run)
+    assert out.exit_code != 0 and "member0 already holds a training run" in out.output
+    out = CliRunner().invoke(main, [*run, "--resume"])
+    assert out.exit_code == 0, out.output
+    assert "member1/best.pt" in out.output
