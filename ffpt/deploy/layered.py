@@ -16,6 +16,17 @@ With displacements one interaction reaches two edges (``layer_hops``): the pair 
 evaluates the layer on the ghosts next to its atoms (their results are replaced by the exchange).
 ``layered_evaluate`` runs the pieces on one graph with autograd piece by piece, as the pair
 style does (tests, and the reference for the C++ code).
+
+Paired pieces (what the pair style uses when the artifact has them; artifacts without them
+run ``edge_features`` / ``interaction``): ``edge_pairs(edge_index, n) -> (pair_index, expand,
+npaired)`` groups the edges whose reverse is in the graph (:func:`edge_groups`), so that
+``edge_features_paired`` and ``interaction_paired`` compute the symmetric message m_ij = m_ji
+and the per-edge MLPs once per pair, as the one-call model does on a full graph
+(``Interaction.forward_paired``); edges to ghost atoms (no reverse on this rank) stay single.
+Call the pieces with the graph executor's optimisation off (``torch.jit.optimized_execution(
+False)``; C++: ``GraphOptimizerEnabledGuard``): with inputs that require grad the executor
+otherwise builds symbolic-autodiff graphs, measured ~20 % slower than autograd's own
+backward (benchmarks/layer_pieces_profile.py).
 """
 
 from __future__ import annotations
@@ -36,6 +47,37 @@ def supports_layers(model: torch.nn.Module) -> bool:
 def node_features(model: NewtonNet) -> int:
     """Per-atom numbers exchanged between layers: a (F) + f (3F) [+ d (3F)]."""
     return model.features * (7 if model.interactions[0].displacement else 4)
+
+
+def edge_groups(edge_index: Tensor, edge_vec: Tensor, n: int,
+                tolerance: float = 1e-4) -> tuple[Tensor, Tensor, int]:
+    """``(canon, expand, npaired)`` for any directed graph of ``n`` nodes: edge e = (i, j) is
+    paired when (i, j) occurs once and (j, i) occurs once with the opposite edge vector (to
+    ``tolerance`` A, far below the distance of another image; then m_ij = m_ji). ``canon`` lists
+    the paired edges with i < j (the first ``npaired``), then every unpaired edge (self edges,
+    repeated pairs of small periodic cells, edges to ghosts without their reverse);
+    ``expand[e]`` is the position in ``canon`` of e or of its reverse. A full symmetric graph
+    gives ``Interaction.forward_paired``'s pairing; a graph without pairs gives all edges."""
+    i, j = edge_index[0], edge_index[1]
+    ne = i.shape[0]
+    key = i * n + j
+    sk, order = torch.sort(key)
+    same = sk[1:] == sk[:-1]
+    no = torch.zeros(1, dtype=torch.bool, device=i.device)
+    dup = torch.zeros(ne, dtype=torch.bool, device=i.device)
+    if ne > 0:
+        dup[order] = torch.cat([same, no]) | torch.cat([no, same])
+    rkey = j * n + i
+    rev = order.index_select(0, torch.searchsorted(sk, rkey).clamp(max=max(ne - 1, 0)))
+    paired = (key.index_select(0, rev) == rkey) & ~dup & ~dup.index_select(0, rev) & (i != j)
+    opposite = (edge_vec + edge_vec.index_select(0, rev)).abs().amax(dim=1) <= tolerance
+    paired = paired & opposite
+    lower = paired & (i < j)
+    canon = torch.cat([torch.nonzero(lower).squeeze(1), torch.nonzero(~paired).squeeze(1)])
+    slot = torch.zeros(ne, dtype=i.dtype, device=i.device)
+    slot[canon] = torch.arange(canon.shape[0], dtype=i.dtype, device=i.device)
+    expand = torch.where(paired & (i > j), slot.index_select(0, rev), slot)
+    return canon, expand, int(lower.sum())
 
 
 def layer_hops(model: NewtonNet) -> int:
@@ -88,23 +130,71 @@ class LayeredEnergyForces(EnergyForces):
         return self._join(a, v, d)
 
     @torch.jit.export
+    def edge_pairs(self, edge_index: Tensor, edge_vec: Tensor,
+                   n: int) -> tuple[Tensor, Tensor, int]:
+        """:func:`edge_groups` (once per graph; the paired pieces take its results)."""
+        return edge_groups(edge_index, edge_vec.detach(), n)
+
+    @torch.jit.export
+    def edge_features_paired(self, edge_vec: Tensor,
+                             canon: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``edge_features`` with the radial basis of the canonical edges only [E_c, R]."""
+        rbf, env, sh = self.model.edge_features(edge_vec)
+        return rbf.index_select(0, canon), env, sh
+
+    @torch.jit.export
+    def interaction_paired(self, k: int, x: Tensor, rbf_c: Tensor, env: Tensor, sh: Tensor,
+                           edge_index: Tensor, canon: Tensor, expand: Tensor,
+                           npaired: int) -> Tensor:
+        """``interaction`` with the message and per-edge MLPs once per canonical edge (the
+        first ``npaired`` add their message to both ends), as ``Interaction.forward_paired``."""
+        a, v, d = self._split(x)
+        ic, jc = edge_index[0].index_select(0, canon), edge_index[1].index_select(0, canon)
+        for idx, layer in enumerate(self.model.interactions):
+            if idx == k:
+                ha = layer.phi_a(a)
+                m = ha.index_select(0, ic) * ha.index_select(0, jc) * layer.w_rbf(rbf_c)
+                mm = m.to(a.dtype)
+                a = a.index_add(0, ic, mm).index_add(0, jc.narrow(0, 0, npaired),
+                                                   mm.narrow(0, 0, npaired))
+                out = layer.edge_mlps(m).index_select(1, expand)  # [k, E, F]
+                a, v, d = layer.vector_update(a, v, d, out, env, sh, edge_index)
+        return self._join(a, v, d)
+
+    @torch.jit.export
     def readout(self, x: Tensor, species: Tensor) -> Tensor:
         return self.model.atomic_energies(x[:, :self.features], species)
 
 
 def layered_evaluate(module, pos: Tensor, species: Tensor, edge_index: Tensor,
-                     edge_shift: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+                     edge_shift: Tensor, paired: bool = True) -> tuple[Tensor, Tensor, Tensor]:
     """Energy, forces and virial from the pieces with autograd piece by piece (one domain:
-    no ghosts, so no exchange), exactly the order of calls of the pair style."""
+    no ghosts, so no exchange), exactly the order of calls of the pair style; ``paired``: the
+    paired pieces when the module has them, else ``edge_features`` / ``interaction``."""
+    with torch.jit.optimized_execution(False):
+        return _layered_evaluate(module, pos, species, edge_index, edge_shift,
+                                 paired and hasattr(module, "edge_pairs"))
+
+
+def _layered_evaluate(module, pos: Tensor, species: Tensor, edge_index: Tensor,
+                      edge_shift: Tensor, paired: bool) -> tuple[Tensor, Tensor, Tensor]:
     edge_vec = (pos[edge_index[1]] - pos[edge_index[0]] + edge_shift).detach().requires_grad_()
-    rbf, env, sh = module.edge_features(edge_vec)
+    if paired:
+        canon, expand, npaired = module.edge_pairs(edge_index, edge_vec, pos.shape[0])
+        rbf, env, sh = module.edge_features_paired(edge_vec, canon)
+        extra = (canon, expand, npaired)
+    else:
+        rbf, env, sh = module.edge_features(edge_vec)
     leaves = [t.detach().requires_grad_() for t in (rbf, env, sh)]
     inputs, outputs = [], []
     x = module.embed(species)
     layers = int(module.model.num_interactions)
     for k in range(layers):
         x_in = x.detach().requires_grad_(k > 0)
-        x = module.interaction(k, x_in, *leaves, edge_index)
+        if paired:
+            x = module.interaction_paired(k, x_in, *leaves, edge_index, *extra)
+        else:
+            x = module.interaction(k, x_in, *leaves, edge_index)
         inputs.append(x_in)
         outputs.append(x)
     atomic = module.readout(x, species)
