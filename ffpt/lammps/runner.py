@@ -135,17 +135,19 @@ def run_lammps(
     autoload_plugins: bool = True,
     env: dict[str, str] | None = None,
     args: tuple[str, ...] = (),
+    executable: str | None = None,
 ) -> LammpsRun:
     """Run ``lmp -in input_file`` in ``workdir`` (through ``mpiexec -n nprocs`` if > 1).
 
     ``threads``: torch/OpenMP threads per rank. ``timeout`` (s, ``None``: none) kills the run.
     ``progress`` shows a bar over ``steps`` read from the log's thermo lines. ``screen=False``
     sends the screen output to ``/dev/null`` (long runs; the log keeps it). ``env``: extra
-    variables. ``args``: extra command-line arguments (``-var name value``, ...). With ``check``
+    variables. ``args``: extra command-line arguments (``-var name value``, ...).
+    ``executable``: another ``lmp`` (e.g. a KOKKOS build) instead of the wheel's. With ``check``
     a non-zero exit or a timeout raises :class:`LammpsError` naming the log tail.
     """
     workdir = Path(workdir)
-    cmd = [lammps_executable(autoload_plugins), "-in", str(input_file),
+    cmd = [executable or lammps_executable(autoload_plugins), "-in", str(input_file),
            "-log", log or "none", *(() if screen else ("-screen", "none")), *args]
     if nprocs > 1:
         cmd = [str(_scripts() / "mpiexec"), "-n", str(nprocs), *cmd]
@@ -214,10 +216,13 @@ def single_point(
     pair_style: str = "ffpt",
     elements: list[str] | None = None,
     threads: int = 1,
+    executable: str | None = None,
+    args: tuple[str, ...] = (),
 ) -> dict:
     """Energy, per-atom energies, forces and virial (eV) of ``atoms`` from LAMMPS ``run 0``.
 
-    ``elements`` (LAMMPS types in order) defaults to the unique symbols of ``atoms``.
+    ``elements`` (LAMMPS types in order) defaults to the unique symbols of ``atoms``;
+    ``executable`` and ``args`` as in :func:`run_lammps` (e.g. a KOKKOS ``lmp``, ``-sf kk``).
     """
     import numpy as np
 
@@ -245,7 +250,8 @@ run 0
 print "FFPT_RESULT $(pe:%.17g) $(c_pv[1]:%.17g) $(c_pv[2]:%.17g) $(c_pv[3]:%.17g) \
 $(c_pv[4]:%.17g) $(c_pv[5]:%.17g) $(c_pv[6]:%.17g) $(vol:%.17g)"
 """)
-    proc = run_lammps("in.single", workdir, nprocs=nprocs, threads=threads)
+    proc = run_lammps("in.single", workdir, nprocs=nprocs, threads=threads, executable=executable,
+                      args=args)
     row = next(line for line in proc.stdout.splitlines() if line.startswith("FFPT_RESULT"))
     vals = [float(v) for v in row.split()[1:]]
     pe, p, vol = vals[0], vals[1:7], vals[7]
