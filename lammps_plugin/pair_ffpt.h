@@ -14,6 +14,7 @@
 #ifndef LMP_PAIR_FFPT_H
 #define LMP_PAIR_FFPT_H
 
+#include "ffpt_lammps_compat.h"    // FFPT_OVERRIDE_SINCE_2022 (LAMMPS API differences)
 #include "pair.h"
 
 #include <torch/script.h>
@@ -42,7 +43,7 @@ class PairFFPT : public Pair {
   void init_style() override;
   double init_one(int, int) override;
   double memory_usage() override;
-  void finish() override;
+  void finish() FFPT_OVERRIDE_SINCE_2022;
   int pack_forward_comm(int, int *, double *, int, int *) override;
   void unpack_forward_comm(int, int, double *) override;
   int pack_reverse_comm(int, int, double *) override;
@@ -126,7 +127,7 @@ class PairFFPT : public Pair {
   // dynamics, the others only enter the force deviation (model_devi: per atom, thermo, file)
  public:
   void *extract(const char *, int &) override;
-  void *extract_peratom(const char *, int &) override;
+  void *extract_peratom(const char *, int &) FFPT_OVERRIDE_SINCE_2022;
 
  protected:
   std::vector<torch::jit::Module> members;    // models 2..K

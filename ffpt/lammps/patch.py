@@ -3,7 +3,8 @@
 Like pair_nequip_allegro's ``patch_lammps.sh``: the C++ styles are copied into ``src/`` (CPU)
 and ``src/KOKKOS/`` (KOKKOS), and a marked block appended to ``cmake/CMakeLists.txt`` links
 libtorch into LAMMPS and passes the artifact contract (format tag and version, metadata
-record, hash key) as compile definitions of the ffpt sources. Running it again updates the
+record, hash key) as compile definitions of the ffpt sources. The tree's LAMMPS version goes
+into the copied ffpt_lammps_compat.h (older LAMMPS neighbour/comm API). Running it again updates the
 files and the block in place (files whose content is unchanged keep their time stamps, so an
 incremental build recompiles only what changed). Then build LAMMPS with CMake (docs/lammps.md).
 """
@@ -47,12 +48,10 @@ def cmake_block() -> str:
 #   -DCMAKE_PREFIX_PATH=$(python -c 'import torch; print(torch.utils.cmake_prefix_path)')
 find_package(Torch REQUIRED)
 target_link_libraries(lammps PUBLIC "${{TORCH_LIBRARIES}}")
-get_lammps_version(${{LAMMPS_SOURCE_DIR}}/version.h FFPT_LAMMPS_VERSION)
 file(GLOB FFPT_SOURCES ${{LAMMPS_SOURCE_DIR}}/pair_ffpt*.cpp
      ${{LAMMPS_SOURCE_DIR}}/KOKKOS/pair_ffpt*_kokkos.cpp)
 set_property(SOURCE ${{FFPT_SOURCES}} APPEND PROPERTY COMPILE_DEFINITIONS
-    {_contract_definitions()}
-    FFPT_LAMMPS_VERSION=${{FFPT_LAMMPS_VERSION}})
+    {_contract_definitions()})
 {END}
 """
 
@@ -78,14 +77,31 @@ def check_tree(tree: Path) -> Path:
     return tree
 
 
-def style_files(source_dir: Path = SOURCE_DIR) -> dict[str, str]:
-    """Relative path in the LAMMPS tree -> file text, for every ffpt style file."""
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def lammps_version(tree: Path) -> int:
+    """The tree's LAMMPS version as yyyymmdd (``#define LAMMPS_VERSION "29 Sep 2021"``)."""
+    text = (tree / "src" / "version.h").read_text(errors="replace")
+    m = re.search(r'LAMMPS_VERSION\s+"(\d+)\s+([A-Za-z]{3})\w*\s+(\d{4})"', text)
+    if not m or m.group(2) not in MONTHS:
+        raise ValueError(f"{tree}/src/version.h: cannot read LAMMPS_VERSION (expected e.g. "
+                         '"29 Sep 2021"); is this a LAMMPS release tree?')
+    return int(m.group(3)) * 10000 + (MONTHS.index(m.group(2)) + 1) * 100 + int(m.group(1))
+
+
+def style_files(version: int, source_dir: Path = SOURCE_DIR) -> dict[str, str]:
+    """Relative path in the LAMMPS tree -> file text, for every ffpt style file; ``version``
+    (yyyymmdd) selects the LAMMPS API in ffpt_lammps_compat.h."""
     files = {}
     for path in sorted(source_dir.glob("*.[ch]*")):
         if path.suffix in (".cpp", ".h") and path.name not in PLUGIN_ONLY:
             text = path.read_text()
             if path.name == "pair_ffpt.h":
                 text = STYLE_WRAP.format(body=text.rstrip("\n"))
+            elif path.name == "ffpt_lammps_compat.h":
+                text = (f"#ifndef FFPT_LAMMPS_VERSION    // this tree's src/version.h (ffpt "
+                        f"patch-lammps)\n#define FFPT_LAMMPS_VERSION {version}\n#endif\n{text}")
             files[f"src/{path.name}"] = text
     for path in sorted((source_dir / "kokkos").glob("*")):
         if path.suffix in (".cpp", ".h"):
@@ -100,7 +116,7 @@ def patch_lammps(tree: str | Path, source_dir: Path = SOURCE_DIR) -> list[str]:
     """
     root = check_tree(Path(tree).resolve())
     changed = []
-    for rel, text in style_files(source_dir).items():
+    for rel, text in style_files(lammps_version(root), source_dir).items():
         dest = root / rel
         if not dest.parent.is_dir():  # a tree without src/KOKKOS: CPU style only
             continue
