@@ -97,14 +97,18 @@ def md_run(d: Path, atoms, driver: Path, members: list[Path], seed: int, a: argp
             line = f"pair_style      ffpt devi_file model_devi.out devi_every {a.devi_every}"
         elif line.startswith("pair_coeff"):
             line = f"pair_coeff      * * {models} {' '.join(types)}"
+        elif line.startswith("dump "):  # + the per-atom deviation of the dumped steps
+            lines.append(f"fix             devi all pair {a.dump_every} ffpt model_devi 1")
+            line += " f_devi"
         lines.append(line)
     (d / "in.lmp").write_text("\n".join(lines) + "\n")
     lmp = run_lammps("in.lmp", d, threads=1, timeout=a.timeout, check=False, screen=False)
     log = read_log(d / "log.lammps")
     frames = read_dump_frames(d / "dump.lammpstrj") if (d / "dump.lammpstrj").is_file() else []
     completed = int(log.thermo["Step"][-1]) if log.thermo.get("Step") is not None else 0
-    fail_step, reason = None, None
-    for fr in frames:
+    fail_step, reason, top = None, None, []
+    for fr in frames:  # the atoms with the largest deviation, and the first failing frame
+        top.append([fr.step, *np.argsort(-fr.columns["f_devi"])[:3].tolist()])
         why = checker.failure(fr.positions, fr.cell, fr.pbc)
         if why is not None:
             fail_step, reason = fr.step, why
@@ -117,7 +121,8 @@ def md_run(d: Path, atoms, driver: Path, members: list[Path], seed: int, a: argp
     rec = {"seed": seed, "failed": fail_step is not None, "failure_step": fail_step,
            "failure_time_ps": None if fail_step is None else fail_step * 0.5e-3,
            "reason": reason or "stable", "steps_completed": completed, "wall_s": lmp.wall_s,
-           "timed_out": lmp.timed_out}
+           "timed_out": lmp.timed_out,
+           "top_devi_atoms": top}  # [step, 3 atoms (0-based) with the largest deviation]
     rec_path.write_text(json.dumps(rec, indent=2))
     return rec
 
