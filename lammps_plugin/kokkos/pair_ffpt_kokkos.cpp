@@ -56,6 +56,9 @@ template <class DeviceType> void PairFFPTKokkos<DeviceType>::init_style()
   if (exchange_request == LAYER)
     error->all(FLERR, "pair_style ffpt/kk: 'exchange layer' (per-layer ghost features) is not "
                "available in the KOKKOS style; use 'exchange shell' or pair_style ffpt");
+  if (!members.empty())
+    error->all(FLERR, "pair_style ffpt/kk: model ensembles (several artifacts in pair_coeff) run "
+               "with pair_style ffpt only; drop '-sf kk' or give one model");
   exchange_request = SHELL;
   PairFFPT::init_style();
 
