@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -161,12 +162,17 @@ def report(records: list[dict], series: dict[int, np.ndarray], meta: dict) -> No
         if tf is not None:
             ax.axvline(tf, color=line.get_color(), ls="--", lw=1)
         before = devi[t <= tf] if tf is not None else devi
+        pair = re.search(r"(\d+)(?: and |-)(\d+)", rec["reason"]) if rec["failed"] else None
+        prior = [x for x in rec.get("top_devi_atoms", [])
+                 if rec["failure_step"] is not None and x[0] < rec["failure_step"]]
         rows.append({
             "seed": rec["seed"], "failed": rec["failed"], "failure_time_ps": tf,
             "reason": rec["reason"], "baseline_max_devi_f": base,
             "max_devi_f_before_failure": float(before[:, 1].max()) if len(before) else None,
             "warning_time_ps": warn,
             "lead_time_ps": None if (warn is None or tf is None) else tf - warn,
+            "failing_atoms": [int(x) for x in pair.groups()] if pair else None,
+            "top3_devi_atoms_frame_before_failure": prior[-1][1:] if prior else None,
             "wall_s": rec["wall_s"]})
     axes[0].set_title("failing runs (dashed: failure time from the stability criteria)")
     axes[1].set_title("runs that survive")
@@ -194,8 +200,12 @@ def report(records: list[dict], series: dict[int, np.ndarray], meta: dict) -> No
         f"{meta['dump_every']} steps.",
         "Warning rule (usable during a run): the max deviation exceeds 2x its median over the "
         "first 0.25 ps; lead time = failure time - warning time.", "",
+        "Atoms are 0-based indices of the start structure; 'top-3 devi atoms' are the atoms "
+        f"with the largest deviation in the last dumped frame ({meta['dump_every']} steps) "
+        "before the failing one.", "",
         "| seed | failed | failure (ps) | reason | baseline max devi (eV/A) | max devi before "
-        "failure | warning (ps) | lead time (ps) |", "|---|---|---|---|---|---|---|---|"]
+        "failure | warning (ps) | lead time (ps) | top-3 devi atoms before failure |",
+        "|---|---|---|---|---|---|---|---|---|"]
 
     def f(v, fmt="{:.3f}"):
         return "-" if v is None else fmt.format(v)
@@ -204,7 +214,8 @@ def report(records: list[dict], series: dict[int, np.ndarray], meta: dict) -> No
         md.append(f"| {r['seed']} | {'yes' if r['failed'] else 'no'} | "
                   f"{f(r['failure_time_ps'])} | {r['reason']} | "
                   f"{f(r['baseline_max_devi_f'])} | {f(r['max_devi_f_before_failure'])} | "
-                  f"{f(r['warning_time_ps'])} | {f(r['lead_time_ps'])} |")
+                  f"{f(r['warning_time_ps'])} | {f(r['lead_time_ps'])} | "
+                  f"{f(r['top3_devi_atoms_frame_before_failure'], '{}')} |")
     md += ["", "![deviation](deviation.png)", ""]
     (RESULTS / "summary.md").write_text("\n".join(md))
 
