@@ -8,6 +8,11 @@
  * pieces (ffpt/deploy/layered.py): edge_features(edge_vec), embed(species), interaction(k, x,
  * ...), readout(x, species), node features x = [a | f | d] with node_channels numbers per atom.
  *
+ * Artifacts with the paired pieces (edge_pairs, edge_features_paired, interaction_paired) run
+ * those: one message and one set of edge MLPs per edge whose reverse is in the graph, as the
+ * one-call model (edges to ghosts stay single); older artifacts run the plain pieces. The pieces
+ * run with the graph executor's optimisation off (no symbolic autodiff of the pieces).
+ *
  * Forward: before interaction k > 0 the owned rows of x go to LAMMPS forward communication
  * (pack/unpack_forward_comm), which fills every ghost atom with its owner's features (periodic
  * images included; features are invariants and Cartesian vectors, unchanged by a lattice
@@ -25,7 +30,8 @@
  * duplicate ghosts of one remote atom share one node (its first image, which alone sends the
  * gradient back). fold no: every ghost neighbour is its own node (tests the exchange on one
  * rank). Ghost atoms outside the graph still relay rows in multi-hop swaps, so the exchange
- * buffer (comm_rows) is per LAMMPS atom, not per node (as SevenNet's x_comm_hold).
+ * buffer (comm_rows) is per LAMMPS atom, not per node (as SevenNet's x_comm_hold). A float32
+ * model exchanges float32 rows, two numbers per double of the comm buffer (half the bytes).
  */
 #include "pair_ffpt.h"
 #include "ffpt_lammps_compat.h"
@@ -37,6 +43,7 @@
 #include "update.h"
 
 #include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
 
 #include <algorithm>
 #include <cmath>
@@ -52,25 +59,59 @@ int PairFFPT::build_layer_graph()
   return breadth_first_graph(layer_hops);
 }
 
+/* Exchange rows: a float32 model exchanges float32 numbers, two per double of the LAMMPS comm
+   buffer (a row of C numbers is ceil(C / 2) doubles; comm_forward/comm_reverse = C only bound
+   the buffer); a float64 model exchanges its own doubles, exactly. */
+static size_t element_bytes(torch::ScalarType dtype)
+{
+  return dtype == torch::kFloat32 ? sizeof(float) : sizeof(double);
+}
+
+static size_t row_doubles(int channels, torch::ScalarType dtype)
+{
+  return ((size_t) channels * element_bytes(dtype) + sizeof(double) - 1) / sizeof(double);
+}
+
+/* dst[c] += src[c] for c < n (rows of the model dtype in comm_rows / an exchanged tensor) */
+static void add_row(void *dst, const void *src, size_t n, torch::ScalarType dtype)
+{
+  if (dtype == torch::kFloat32) {
+    float *d = static_cast<float *>(dst);
+    const float *s = static_cast<const float *>(src);
+    for (size_t c = 0; c < n; c++) d[c] += s[c];
+  } else {
+    double *d = static_cast<double *>(dst);
+    const double *s = static_cast<const double *>(src);
+    for (size_t c = 0; c < n; c++) d[c] += s[c];
+  }
+}
+
 /* x [nnodes, C] of this rank's layer output -> the same with ghost rows set to their owners'
    rows (forward communication). Every rank calls it, also ranks without atoms. */
 torch::Tensor PairFFPT::exchange_forward(const torch::Tensor &x, int nnodes)
 {
   const int nlocal = atom->nlocal;
   const int nall = nlocal + atom->nghost;
-  const size_t C = (size_t) node_channels;
-  if (comm_rows.size() < (size_t) nall * C) comm_rows.resize((size_t) nall * C);
+  const size_t W = row_doubles(node_channels, dtype);
+  const size_t bytes = (size_t) node_channels * element_bytes(dtype);    // one node's row
+  if (comm_rows.size() < (size_t) nall * W) comm_rows.resize((size_t) nall * W);
+  char *rows = reinterpret_cast<char *>(comm_rows.data());
   torch::Tensor xc;
   if (nnodes > 0) {
-    xc = x.detach().to(torch::kCPU, torch::kFloat64, false, true).contiguous();
-    std::memcpy(comm_rows.data(), xc.data_ptr<double>(), sizeof(double) * C * nlocal);
+    xc = x.detach().to(torch::kCPU, dtype, false, true).contiguous();
+    const char *xp = static_cast<const char *>(xc.data_ptr());
+    if (bytes == W * sizeof(double))
+      std::memcpy(rows, xp, bytes * nlocal);
+    else
+      for (int k = 0; k < nlocal; k++)
+        std::memcpy(rows + W * sizeof(double) * k, xp + bytes * k, bytes);
   }
   ffpt_compat::forward_comm(comm, this);
   if (nnodes == 0) return x;
-  double *xp = xc.data_ptr<double>();
+  char *xp = static_cast<char *>(xc.data_ptr());
   for (int k = nlocal; k < nnodes; k++)
-    std::memcpy(xp + C * k, comm_rows.data() + C * node_atom[k], sizeof(double) * C);
-  return xc.to(device, dtype);
+    std::memcpy(xp + bytes * k, rows + W * sizeof(double) * node_atom[k], bytes);
+  return xc.to(device);
 }
 
 /* g = dE/d(layer input) [nnodes, C] on this rank -> dE_total/d(previous layer output): ghost
@@ -80,57 +121,61 @@ torch::Tensor PairFFPT::exchange_reverse(const torch::Tensor &g, int nnodes)
   const int nlocal = atom->nlocal;
   const int nall = nlocal + atom->nghost;
   const size_t C = (size_t) node_channels;
-  if (comm_rows.size() < (size_t) nall * C) comm_rows.resize((size_t) nall * C);
-  std::fill(comm_rows.begin(), comm_rows.begin() + (size_t) nall * C, 0.0);
+  const size_t W = row_doubles(node_channels, dtype);
+  const size_t bytes = C * element_bytes(dtype);
+  if (comm_rows.size() < (size_t) nall * W) comm_rows.resize((size_t) nall * W);
+  std::fill(comm_rows.begin(), comm_rows.begin() + (size_t) nall * W, 0.0);
+  char *rows = reinterpret_cast<char *>(comm_rows.data());
   torch::Tensor gc;
   if (nnodes > 0) {
-    gc = g.to(torch::kCPU, torch::kFloat64, false, true).contiguous();
-    const double *gp = gc.data_ptr<double>();
+    gc = g.to(torch::kCPU, dtype, false, true).contiguous();
+    const char *gp = static_cast<const char *>(gc.data_ptr());
     for (int k = nlocal; k < nnodes; k++)    // one representative atom per ghost node
-      std::memcpy(comm_rows.data() + C * node_atom[k], gp + C * k, sizeof(double) * C);
+      std::memcpy(rows + W * sizeof(double) * node_atom[k], gp + bytes * k, bytes);
   }
   ffpt_compat::reverse_comm(comm, this);
   if (nnodes == 0) return g;
-  double *gp = gc.data_ptr<double>();
-  const double *rp = comm_rows.data();
-  for (size_t q = 0; q < C * nlocal; q++) gp[q] += rp[q];
-  std::fill(gp + C * nlocal, gp + C * nnodes, 0.0);
-  return gc.to(device, dtype);
+  char *gp = static_cast<char *>(gc.data_ptr());
+  for (int k = 0; k < nlocal; k++)
+    add_row(gp + bytes * k, rows + W * sizeof(double) * k, C, dtype);
+  std::memset(gp + bytes * nlocal, 0, bytes * (nnodes - nlocal));
+  return gc.to(device);
 }
 
 int PairFFPT::pack_forward_comm(int n, int *list, double *buf, int /*pbc_flag*/, int * /*pbc*/)
 {
-  const size_t C = (size_t) node_channels;
-  for (int i = 0; i < n; i++) std::memcpy(buf + C * i, comm_rows.data() + C * list[i], sizeof(double) * C);
-  return (int) (C * n);
+  const size_t W = row_doubles(node_channels, dtype);
+  for (int i = 0; i < n; i++) std::memcpy(buf + W * i, comm_rows.data() + W * list[i], sizeof(double) * W);
+  return (int) (W * n);
 }
 
 void PairFFPT::unpack_forward_comm(int n, int first, double *buf)
 {
-  const size_t C = (size_t) node_channels;
-  std::memcpy(comm_rows.data() + C * first, buf, sizeof(double) * C * n);
+  const size_t W = row_doubles(node_channels, dtype);
+  std::memcpy(comm_rows.data() + W * first, buf, sizeof(double) * W * n);
 }
 
 int PairFFPT::pack_reverse_comm(int n, int first, double *buf)
 {
-  const size_t C = (size_t) node_channels;
-  std::memcpy(buf, comm_rows.data() + C * first, sizeof(double) * C * n);
-  return (int) (C * n);
+  const size_t W = row_doubles(node_channels, dtype);
+  std::memcpy(buf, comm_rows.data() + W * first, sizeof(double) * W * n);
+  return (int) (W * n);
 }
 
 void PairFFPT::unpack_reverse_comm(int n, int *list, double *buf)
 {
-  const size_t C = (size_t) node_channels;
-  for (int i = 0; i < n; i++) {
-    double *row = comm_rows.data() + C * list[i];
-    const double *src = buf + C * i;
-    for (size_t c = 0; c < C; c++) row[c] += src[c];
-  }
+  const size_t W = row_doubles(node_channels, dtype);
+  for (int i = 0; i < n; i++)
+    add_row(comm_rows.data() + W * list[i], buf + W * i, (size_t) node_channels, dtype);
 }
 
 void PairFFPT::compute_layers()
 {
   torch::AutoGradMode grad_mode(true);
+  // pieces take inputs that require grad: with optimisation on, the graph executor would
+  // differentiate them symbolically (measured ~20 % slower than autograd's own backward)
+  torch::jit::GraphOptimizerEnabledGuard no_symbolic_autodiff(false);
+  const bool paired = model.find_method("edge_pairs").has_value();    // older artifacts: no
   const int nlocal = atom->nlocal;
   const int nnodes = build_layer_graph();
   const int L = num_interactions;
@@ -142,7 +187,8 @@ void PairFFPT::compute_layers()
   const int64_t nedges = (int64_t) edge_i.size();
   auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
   auto i64 = torch::TensorOptions().dtype(torch::kInt64);
-  torch::Tensor ev, spec, eidx, x, atomic;
+  torch::Tensor ev, spec, eidx, x, atomic, canon, expand;
+  int64_t npaired = 0;
   std::vector<torch::Tensor> per_edge, leaves, xin(L), xout(L);
   if (work) {
     ev = torch::from_blob(edge_vec.data(), {nedges, 3}, f64).to(device, dtype, false, true);
@@ -155,14 +201,23 @@ void PairFFPT::compute_layers()
   lap(T_TO_MODEL);
   try {
     if (work) {
-      auto ef = model.get_method("edge_features")({ev}).toTuple();
+      c10::intrusive_ptr<c10::ivalue::Tuple> ef;
+      if (paired) {    // one message and one set of edge MLPs per edge pair (layered.py)
+        auto pr = model.get_method("edge_pairs")({eidx, ev, (int64_t) nnodes}).toTuple();
+        canon = pr->elements()[0].toTensor();
+        expand = pr->elements()[1].toTensor();
+        npaired = pr->elements()[2].toInt();
+        ef = model.get_method("edge_features_paired")({ev, canon}).toTuple();
+      } else {
+        ef = model.get_method("edge_features")({ev}).toTuple();
+      }
       for (const auto &v : ef->elements()) {
         per_edge.push_back(v.toTensor());
         leaves.push_back(v.toTensor().detach().requires_grad_(true));
       }
       x = model.get_method("embed")({spec}).toTensor();
     }
-    auto interaction = model.get_method("interaction");
+    auto interaction = model.get_method(paired ? "interaction_paired" : "interaction");
     for (int k = 0; k < L; k++) {
       if (k > 0) {
         lap(T_FORWARD);
@@ -173,7 +228,9 @@ void PairFFPT::compute_layers()
       }
       if (!work) continue;
       xin[k] = x.detach().requires_grad_(k > 0);
-      xout[k] = x = interaction({(int64_t) k, xin[k], leaves[0], leaves[1], leaves[2], eidx}).toTensor();
+      std::vector<torch::jit::IValue> args{(int64_t) k, xin[k], leaves[0], leaves[1], leaves[2], eidx};
+      if (paired) args.insert(args.end(), {canon, expand, npaired});
+      xout[k] = x = interaction(args).toTensor();
     }
     if (work)
       atomic = model.get_method("readout")({x.narrow(0, 0, nlocal), spec.narrow(0, 0, nlocal)})

@@ -1,0 +1,39 @@
+"""pair_style ffpt exchange layer with a float32 model: node features and their gradients
+travel as float32 (two per double of the LAMMPS buffer, rows padded for an odd count); 2 and
+4 ranks give the one-rank forces to float32 rounding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from test_lammps_pair import _water_box
+
+from ffpt.deploy import deploy_model
+from ffpt.lammps import plugin_built, single_point
+from ffpt.model.newtonnet import NewtonNet
+
+pytestmark = [
+    pytest.mark.lammps,
+    pytest.mark.skipif(not plugin_built(), reason="plugin not built: run `ffpt build-plugin`"),
+]
+
+
+@pytest.mark.parametrize(("features", "displacement"), [(8, False), (7, True)])
+def test_float32_exchange(tmp_path, features, displacement):
+    torch.manual_seed(11)
+    model = NewtonNet(["H", "O"], features=features, num_radial=6, cutoff=3.5,
+                      num_interactions=3, displacement=displacement)
+    meta = deploy_model(model, tmp_path / "m.pt", dtype="float32")
+    assert meta.node_features % 2 == (1 if displacement else 0)  # 49: padded float32 rows
+    atoms = _water_box(4, seed=4)
+    one = single_point(atoms, tmp_path / "m.pt", tmp_path / "1", nprocs=1,
+                       pair_style="ffpt exchange shell")
+    scale = np.abs(one["forces"]).max()
+    assert scale > 1e-2
+    for nprocs in (2, 4):
+        got = single_point(atoms, tmp_path / "m.pt", tmp_path / str(nprocs), nprocs=nprocs,
+                           pair_style="ffpt exchange layer")
+        assert "per-layer exchange of ghost features" in got["stdout"]
+        assert np.abs(got["forces"] - one["forces"]).max() < 1e-4 * max(scale, 1.0)
+        assert abs(got["energy"] - one["energy"]) < 1e-5 * len(atoms)
