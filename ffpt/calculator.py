@@ -142,7 +142,8 @@ class EnsembleCalculator(Calculator):
 
 
 def load_calculator(
-    spec, dtype: str = "float64", species: str | None = None
+    spec: str | os.PathLike | list | tuple, dtype: str = "float64",
+    species: str | None = None,
 ) -> Calculator:
     """One ASE calculator from a spec: a model file or a teacher.
 
@@ -167,6 +168,10 @@ def load_calculator(
             return _load_model_file(Path(spec[0]), dtype)
         return EnsembleCalculator([_load_model_file(Path(s), dtype) for s in spec])
     path = Path(spec)
+    if path.is_file() and path.suffix == ".json":  # a fitted EAM (ffpt teacher fit-eam)
+        from ffpt.teachers.eam import EAMCalculator
+
+        return EAMCalculator(path)
     if path.is_file():
         return _load_model_file(path, dtype)
     from ffpt.teachers.base import available_teachers, get_teacher

@@ -129,3 +129,22 @@ def test_json_round_trip_and_get_teacher(tmp_path) -> None:
     assert abs(e[0] - pot.evaluate(fs)[0][0]) < 1e-12
     with pytest.raises(ValueError, match="needs a structure"):
         get_teacher(str(tmp_path / "eam.json"))
+
+
+def test_eam_json_names_a_teacher_in_pt_data_and_ase(tmp_path) -> None:
+    from ase.io import write
+
+    from ffpt.calculator import load_calculator
+    from ffpt.sampling.spec import build_teachers
+
+    pot = known()
+    pot.save(tmp_path / "eam.json")
+    atoms = cells(1, seed=9).to_atoms(0)
+    atoms.calc = None
+    write(tmp_path / "cell.extxyz", atoms)
+    teachers, weights = build_teachers(str(tmp_path / "eam.json"),
+                                       structure=[str(tmp_path / "cell.extxyz")])
+    e_ref = pot.evaluate(FrameSet.from_atoms([atoms], energy_key=None, forces_key=None))[0][0]
+    assert weights == [1.0] and abs(teachers[0].energy_forces(atoms.positions)[0] - e_ref) < 1e-9
+    atoms.calc = load_calculator(str(tmp_path / "eam.json"))
+    assert abs(atoms.get_potential_energy() - e_ref) < 1e-9

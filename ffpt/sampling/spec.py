@@ -50,6 +50,9 @@ def build_teachers(
     name = teacher.lower().replace("_", "-")
     smiles = [smiles] if isinstance(smiles, str) else list(smiles or [])
     structure = [structure] if isinstance(structure, str) else list(structure or [])
+    if teacher.endswith(".json"):  # a fitted EAM: one teacher per structure file
+        teachers = [get_teacher(teacher, structure=s, **options) for s in structure]
+        return teachers or [get_teacher(teacher, **options)], [1.0] * max(1, len(teachers))
     if name == "gaff":
         if species:
             raise ValueError("the gaff teacher takes --smiles or --structure, not --species")
