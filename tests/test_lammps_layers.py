@@ -1,15 +1,16 @@
-"""pair_style ffpt exchange layer with a float32 model: node features and their gradients
-travel as float32 (two per double of the LAMMPS buffer, rows padded for an odd count); 2 and
-4 ranks give the one-rank forces to float32 rounding."""
+"""pair_style ffpt exchange layer: float32 models exchange float32 node features and
+gradients (two per double of the LAMMPS buffer, rows padded for an odd count); artifacts
+without the paired pieces (written before them) run the plain pieces."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from test_lammps_pair import _water_box
+from test_lammps_pair import _compare, _water_box
 
-from ffpt.deploy import deploy_model
+from ffpt.deploy import deploy_model, load_deployed
+from ffpt.deploy.layered import LayeredEnergyForces
 from ffpt.lammps import plugin_built, single_point
 from ffpt.model.newtonnet import NewtonNet
 
@@ -37,3 +38,27 @@ def test_float32_exchange(tmp_path, features, displacement):
         assert "per-layer exchange of ghost features" in got["stdout"]
         assert np.abs(got["forces"] - one["forces"]).max() < 1e-4 * max(scale, 1.0)
         assert abs(got["energy"] - one["energy"]) < 1e-5 * len(atoms)
+
+
+class _PlainPieces(LayeredEnergyForces):
+    """The pieces of artifacts written before the paired ones (not exported here)."""
+
+    def edge_pairs(self, edge_index, edge_vec, n):
+        raise NotImplementedError
+
+    def edge_features_paired(self, edge_vec, canon):
+        raise NotImplementedError
+
+    def interaction_paired(self, k, x, rbf_c, env, sh, edge_index, canon, expand, npaired):
+        raise NotImplementedError
+
+
+def test_artifact_without_paired_pieces(tmp_path, monkeypatch):
+    torch.manual_seed(12)
+    model = NewtonNet(["H", "O"], features=8, num_radial=6, cutoff=3.5, num_interactions=3)
+    monkeypatch.setattr("ffpt.deploy.layered.LayeredEnergyForces", _PlainPieces)
+    deploy_model(model, tmp_path / "m.pt")
+    monkeypatch.undo()
+    module = load_deployed(tmp_path / "m.pt").module
+    assert not hasattr(module, "edge_pairs") and hasattr(module, "interaction")
+    _compare(_water_box(3, seed=5), tmp_path / "m.pt", tmp_path / "run", 2, "ffpt exchange layer")
