@@ -38,7 +38,7 @@ def n_train(run: Path) -> int | None:
 
 def row(name: str, m: dict | None, n: int | None) -> str:
     if m is None or "test" not in m:
-        return f"| {name} | {n} | (not run) | |"
+        return f"| {name} | {n} | (no test metrics) | |"
     t = m["test"]
     return (f"| {name} | {n} | {1000 * t['energy_per_atom_mae']:.1f} | "
             f"{1000 * t['forces_mae']:.0f} |")

@@ -6,8 +6,8 @@ Stages (each skipped when its output exists, training resumed from last.pt):
   data      make_data.py: Si/Ge diamond, liquid, amorphous cells, GFN2-xTB labels, splits
   eam       ffpt teacher fit-eam Si_train.npz (and Ge) -> eam/{el}.json + LAMMPS setfl
   pt-data   ffpt pt-data --teacher eam/Si.json --from Si_train.npz --perturb two-step
-  train     Si: EAM-PT -> FT and scratch; Ge: scratch and Si -> Ge (--map-elements Ge=Si)
-            at 3 training-set sizes
+  train     Si: EAM-PT -> FT (train-pt) and scratch; Ge: scratch and Si -> Ge
+            (--map-elements Ge=Si) at 3 training-set sizes (train-scratch)
   md        LAMMPS Langevin MD (ffpt stability) of the Si models at high temperature
   collect   collect.py -> benchmarks/results/materials/
 """
@@ -111,13 +111,15 @@ def main() -> None:
            "--displacement", str(PT["displacement"]), "--strain", str(PT["strain"]),
            "-o", str(pt))
     runs = root / "runs"
-    if "train" in stages:
-        si_train, si_test = str(data / "Si_train.npz"), str(data / "Si_test.npz")
+    si_train, si_test = str(data / "Si_train.npz"), str(data / "Si_test.npz")
+    if "train" in stages or "train-pt" in stages:  # the two train-* stages can run at once
         pt_best = train(runs / "si_pt", {**config("pretrain", str(pt), si_test,
                                                    STEPS["pretrain"], 1e-3),
-                                         "data": {"train": str(pt), "val_fraction": 0.05}})
+                                         "data": {"train": str(pt), "test": si_test,
+                                                  "val_fraction": 0.05}})
         train(runs / "si_ft", config("finetune", si_train, si_test, STEPS["train"], 1e-3,
                                      pt_best))
+    if "train" in stages or "train-scratch" in stages:
         si_scratch = train(runs / "si_scratch", config("scratch", si_train, si_test,
                                                        STEPS["train"], 1e-3))
         ge_test = str(data / "Ge_test.npz")
@@ -145,7 +147,7 @@ def main() -> None:
         sh(FFPT, "stability", *models, "--start", str(start), "--temps", MD["temps"],
            "--seeds", str(MD["seeds"]), "--steps", str(MD["steps"]), "--timestep",
            str(MD["timestep"]), "--system", "reactive", "--min-distance",
-           str(MD["min_distance"]), "--jobs", "1", "--no-progress", "-o", str(root / "md"))
+           str(MD["min_distance"]), "--jobs", "2", "--no-progress", "-o", str(root / "md"))
     if "collect" in stages:
         sh(sys.executable, str(HERE / "collect.py"), "--root", str(root))
     (root / "settings.json").write_text(json.dumps(
