@@ -133,13 +133,24 @@ def deviation_series(d: Path) -> np.ndarray:
     return np.loadtxt(d / "model_devi.out", ndmin=2)
 
 
-def early_warning(devi: np.ndarray, baseline_ps: float = 0.25, factor: float = 2.0):
-    """First time (ps) the max deviation exceeds ``factor`` x its median over the first
-    ``baseline_ps`` of the run (a rule that can be applied during the run), and the baseline."""
+def early_warning(devi: np.ndarray, t_end: float | None, baseline_ps: float = 0.25,
+                  factor: float = 2.0) -> dict:
+    """The alarm rule 'max deviation > factor x its median over the first baseline_ps' (usable
+    during a run), up to ``t_end`` (the failure; None: the whole run): the baseline, the first
+    alarm, the onset of the final rise (the last sample below the threshold before the
+    failure: from then on the alarm stays on) and the fraction of samples in alarm."""
     t = devi[:, 0] * 0.5e-3
     base = float(np.median(devi[t <= baseline_ps, 1]))
-    above = np.flatnonzero((t > baseline_ps) & (devi[:, 1] > factor * base))
-    return (float(t[above[0]]) if len(above) else None), base
+    win = (t > baseline_ps) & (t <= (np.inf if t_end is None else t_end))
+    alarm = win & (devi[:, 1] > factor * base)
+    first = float(t[alarm][0]) if alarm.any() else None
+    onset = None
+    if t_end is not None and alarm.any():
+        quiet = np.flatnonzero(win & ~alarm)
+        onset = float(t[quiet[-1]]) if len(quiet) else None
+    return {"baseline": base, "threshold": factor * base, "first_alarm_ps": first,
+            "final_rise_onset_ps": onset,
+            "alarm_fraction": float(alarm.sum() / max(1, win.sum()))}
 
 
 # --------------------------------------------------------------------------------- report
@@ -151,13 +162,14 @@ def report(records: list[dict], series: dict[int, np.ndarray], meta: dict) -> No
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     rows = []
-    fig, axes = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
+    fig, axes = plt.subplots(2, 1, figsize=(8, 7), sharex=True, sharey=True)
     for rec in records:
         devi = series[rec["seed"]]
         t = devi[:, 0] * 0.5e-3
-        warn, base = early_warning(devi)
+        w = early_warning(devi, rec["failure_time_ps"])
         ax = axes[0] if rec["failed"] else axes[1]
         (line,) = ax.semilogy(t, devi[:, 1], lw=0.8, label=f"seed {rec['seed']}")
+        ax.axhline(w["threshold"], color=line.get_color(), ls=":", lw=0.8, alpha=0.7)
         tf = rec["failure_time_ps"]
         if tf is not None:
             ax.axvline(tf, color=line.get_color(), ls="--", lw=1)
@@ -167,14 +179,17 @@ def report(records: list[dict], series: dict[int, np.ndarray], meta: dict) -> No
                  if rec["failure_step"] is not None and x[0] < rec["failure_step"]]
         rows.append({
             "seed": rec["seed"], "failed": rec["failed"], "failure_time_ps": tf,
-            "reason": rec["reason"], "baseline_max_devi_f": base,
+            "reason": rec["reason"], **w,
             "max_devi_f_before_failure": float(before[:, 1].max()) if len(before) else None,
-            "warning_time_ps": warn,
-            "lead_time_ps": None if (warn is None or tf is None) else tf - warn,
+            "lead_time_first_alarm_ps": None if w["first_alarm_ps"] is None or tf is None
+            else tf - w["first_alarm_ps"],
+            "lead_time_final_rise_ps": None if w["final_rise_onset_ps"] is None
+            else tf - w["final_rise_onset_ps"],
             "failing_atoms": [int(x) for x in pair.groups()] if pair else None,
             "top3_devi_atoms_frame_before_failure": prior[-1][1:] if prior else None,
             "wall_s": rec["wall_s"]})
-    axes[0].set_title("failing runs (dashed: failure time from the stability criteria)")
+    axes[0].set_title("failing runs (dashed: failure time from the stability criteria; "
+                      "dotted: alarm threshold)", fontsize=9)
     axes[1].set_title("runs that survive")
     for ax in axes:
         ax.set_ylabel("max per-atom force deviation (eV/A)")
@@ -198,14 +213,18 @@ def report(records: list[dict], series: dict[int, np.ndarray], meta: dict) -> No
         f"{meta['temperature']:g} K, Langevin 2/ps (ffpt.lammps.io.langevin_input), failure "
         "= ffpt.analysis.stability criteria on frames every "
         f"{meta['dump_every']} steps.",
-        "Warning rule (usable during a run): the max deviation exceeds 2x its median over the "
-        "first 0.25 ps; lead time = failure time - warning time.", "",
-        "Atoms are 0-based indices of the start structure; 'top-3 devi atoms' are the atoms "
-        f"with the largest deviation in the last dumped frame ({meta['dump_every']} steps) "
-        "before the failing one.", "",
-        "| seed | failed | failure (ps) | reason | baseline max devi (eV/A) | max devi before "
-        "failure | warning (ps) | lead time (ps) | top-3 devi atoms before failure |",
-        "|---|---|---|---|---|---|---|---|---|"]
+        "Alarm rule (usable during a run): max deviation > 2x its median over the first "
+        "0.25 ps. Per run, up to the failure (or the end): the first alarm, the onset of the "
+        "final rise (last sample below the threshold before the failure) and the fraction of "
+        f"samples in alarm (every {meta['devi_every']} steps); lead times = failure time minus "
+        "those. The failure time has the dump granularity "
+        f"({meta['dump_every'] * 0.5:g} fs). Atoms are 0-based indices of the start "
+        "structure; 'top-3 devi atoms' are those with the largest deviation in the last dumped "
+        "frame before the failing one.", "",
+        "| seed | failed | failure (ps) | reason | baseline / threshold (eV/A) | max devi "
+        "before failure | first alarm (ps) | alarm fraction | lead: first alarm / final rise "
+        "(ps) | top-3 devi atoms before failure |",
+        "|---|---|---|---|---|---|---|---|---|---|"]
 
     def f(v, fmt="{:.3f}"):
         return "-" if v is None else fmt.format(v)
@@ -213,8 +232,10 @@ def report(records: list[dict], series: dict[int, np.ndarray], meta: dict) -> No
     for r in rows:
         md.append(f"| {r['seed']} | {'yes' if r['failed'] else 'no'} | "
                   f"{f(r['failure_time_ps'])} | {r['reason']} | "
-                  f"{f(r['baseline_max_devi_f'])} | {f(r['max_devi_f_before_failure'])} | "
-                  f"{f(r['warning_time_ps'])} | {f(r['lead_time_ps'])} | "
+                  f"{f(r['baseline'])} / {f(r['threshold'])} | "
+                  f"{f(r['max_devi_f_before_failure'])} | {f(r['first_alarm_ps'])} | "
+                  f"{f(r['alarm_fraction'], '{:.1%}')} | {f(r['lead_time_first_alarm_ps'])} / "
+                  f"{f(r['lead_time_final_rise_ps'])} | "
                   f"{f(r['top3_devi_atoms_frame_before_failure'], '{}')} |")
     md += ["", "![deviation](deviation.png)", ""]
     (RESULTS / "summary.md").write_text("\n".join(md))
