@@ -128,6 +128,21 @@ def md_run(d: Path, atoms, driver: Path, members: list[Path], seed: int, a: argp
     return rec
 
 
+def single_model_time(source: Path, seed: int, a: argparse.Namespace) -> float | None:
+    """Failure time (ps; the run length if it survived) of the same seed in the source
+    experiment's single-model stability run, when it is finished and dumped at the same
+    interval (its length may differ: the trajectories agree step by step); else None."""
+    d = source / "stability" / "runs" / "scratch" / f"T{a.temperature:g}" / f"seed{seed}"
+    try:
+        st = json.loads((d / "settings.json").read_text())
+        rec = json.loads((d / "record.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    if st.get("dump_every") != a.dump_every or st.get("timestep_fs") != 0.5:
+        return None
+    return float(rec["time_ps"])
+
+
 def deviation_series(d: Path) -> np.ndarray:
     """model_devi.out: columns step, max, min, mean force deviation (eV/A), devi_e."""
     return np.loadtxt(d / "model_devi.out", ndmin=2)
@@ -186,6 +201,7 @@ def report(records: list[dict], series: dict[int, np.ndarray], meta: dict) -> No
             "lead_time_final_rise_ps": None if w["final_rise_onset_ps"] is None
             else tf - w["final_rise_onset_ps"],
             "failing_atoms": [int(x) for x in pair.groups()] if pair else None,
+            "single_model_time_ps": rec.get("single_model_time_ps"),
             "top3_devi_atoms_frame_before_failure": prior[-1][1:] if prior else None,
             "wall_s": rec["wall_s"]})
     axes[0].set_title("failing runs (dashed: failure time from the stability criteria; "
@@ -225,6 +241,14 @@ def report(records: list[dict], series: dict[int, np.ndarray], meta: dict) -> No
         "before failure | first alarm (ps) | alarm fraction | lead: first alarm / final rise "
         "(ps) | top-3 devi atoms before failure |",
         "|---|---|---|---|---|---|---|---|---|---|"]
+    same = [r for r in rows if r["single_model_time_ps"] is not None]
+    if same:
+        end = meta["steps"] * 0.5e-3  # a single-model failure after our end: we survive
+        agree = sum(abs(min(r["single_model_time_ps"], end) - (r["failure_time_ps"] or end))
+                    < 1e-9 for r in same)
+        md[-3:-3] = [f"The ensemble does not change the dynamics: {agree} of {len(same)} runs "
+                     "end (fail or survive) at the same time as the same seed's single-model "
+                     "run of the source experiment (its stability/ folder).", ""]
 
     def f(v, fmt="{:.3f}"):
         return "-" if v is None else fmt.format(v)
@@ -260,7 +284,7 @@ def main() -> None:
     for seed in a.seeds:
         d = run_dir / "md" / tag / f"seed{seed}"
         rec = md_run(d, atoms, driver, members, seed, a, checker)
-        records.append(rec)
+        records.append({**rec, "single_model_time_ps": single_model_time(source, seed, a)})
         series[seed] = deviation_series(d)
         print(f"seed {seed}: {rec['reason']} at {rec['failure_time_ps']} ps "
               f"({rec['wall_s']:.0f} s)")
