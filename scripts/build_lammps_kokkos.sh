@@ -67,6 +67,25 @@ if [ "$(cat "$work/.source" 2>/dev/null)" != "$src_key" ]; then
     echo "$src_key" >"$work/.source"
 fi
 
+# styles the ffpt tests and checks do not use (and nothing in the build includes): a third less
+# to compile (their KOKKOS variants are the slowest files); FFPT_KOKKOS_PRUNE=0 keeps them all
+if [ "${FFPT_KOKKOS_PRUNE:-1}" = 1 ]; then
+    for f in pair_born pair_buck pair_buck_coul_cut pair_coul_cut pair_coul_debye pair_coul_dsf \
+        pair_coul_wolf pair_lj_cut_coul_cut pair_lj_expand pair_morse pair_soft pair_table \
+        pair_yukawa pair_zbl region_cone region_cylinder region_plane region_sphere \
+        region_intersect region_union fix_wall fix_wall_harmonic fix_wall_lj1043 fix_wall_lj126 \
+        fix_wall_lj93 fix_wall_morse fix_wall_reflect fix_viscous; do
+        rm -f "$tree/src/$f.cpp" "$tree/src/$f.h"
+    done
+    for f in atom_vec_charge atom_vec_sphere compute_coord_atom compute_orientorder_atom \
+        compute_temp_deform fix_deform fix_enforce2d fix_gravity fix_langevin fix_momentum \
+        fix_nph fix_npt fix_nve_sphere fix_nvt fix_nvt_sllod fix_setforce fix_wall_lj93 \
+        fix_wall_reflect pair_buck_coul_cut pair_buck pair_coul_cut pair_coul_debye pair_coul_dsf \
+        pair_coul_wolf pair_hybrid pair_hybrid_overlay pair_lj_cut_coul_cut pair_lj_cut \
+        pair_lj_expand pair_morse pair_table pair_yukawa pair_zbl region_block fix_neigh_history; do
+        rm -f "$tree/src/KOKKOS/${f}_kokkos.cpp" "$tree/src/KOKKOS/${f}_kokkos.h"
+    done
+fi
 (cd "$repo" && "$py" -m ffpt.cli patch-lammps "$tree") >&2
 
 launcher=()
