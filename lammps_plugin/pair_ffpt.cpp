@@ -65,6 +65,9 @@
 #include <set>
 #include <sstream>
 #include <thread>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 using namespace LAMMPS_NS;
 
@@ -199,6 +202,16 @@ void PairFFPT::setup_threads_and_device()
     nthreads = std::max(1, hw / std::max(1, local_size));
   }
   if (!threads_done) {
+#if defined(__GLIBC__)
+    // keep freed tensor memory in the process, as ffpt/model/malloc.py (FFPT_MALLOC_TUNING=0:
+    // off): otherwise every step page-faults its working set again (measured: 1.6-2.5x the CPU
+    // time of a 1,536-atom water step, benchmarks/results/lammps_scaling.md)
+    const char *tuning = std::getenv("FFPT_MALLOC_TUNING");
+    if (!tuning || std::string(tuning) != "0") {
+      mallopt(M_MMAP_THRESHOLD, 1 << 30);
+      mallopt(M_TRIM_THRESHOLD, 2147483647);
+    }
+#endif
     // The profiling graph executor re-specialises on every new number of edges and then runs
     // ~2x slower than eager for these models (measured); the legacy executor matches eager.
     torch::jit::getProfilingMode() = false;
