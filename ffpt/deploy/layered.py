@@ -11,7 +11,8 @@ ghost atoms' node features between MPI ranks after every interaction and their g
 - ``readout(x, species) -> atomic energies``.
 
 Node features travel as one ``[N, C]`` tensor: ``a`` (F), then ``f`` (3F), then ``d`` (3F, only
-for models with latent displacements), so ``C = node_features(model)`` doubles per atom.
+for models with latent displacements), so ``C = node_features(model)`` numbers per atom
+(exchanged in the model dtype).
 With displacements one interaction reaches two edges (``layer_hops``): the pair style then also
 evaluates the layer on the ghosts next to its atoms (their results are replaced by the exchange).
 ``layered_evaluate`` runs the pieces on one graph with autograd piece by piece, as the pair
