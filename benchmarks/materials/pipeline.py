@@ -6,8 +6,9 @@ Stages (each skipped when its output exists, training resumed from last.pt):
   data      make_data.py: Si/Ge diamond, liquid, amorphous cells, GFN2-xTB labels, splits
   eam       ffpt teacher fit-eam Si_train.npz (and Ge) -> eam/{el}.json + LAMMPS setfl
   pt-data   ffpt pt-data --teacher eam/Si.json --from Si_train.npz --perturb two-step
-  train     Si: EAM-PT -> FT (train-pt) and scratch; Ge: scratch and Si -> Ge
-            (--map-elements Ge=Si) at 3 training-set sizes (train-scratch)
+  train     Si: EAM-PT -> FT (train-pt); Si scratch, then Si -> Ge (--map-elements Ge=Si)
+            at 3 training-set sizes (train-scratch); Ge from scratch (train-ge); the three
+            train-* stages can run at once
   md        LAMMPS Langevin MD (ffpt stability) of the Si models at high temperature
   collect   collect.py -> benchmarks/results/materials/
 """
@@ -84,6 +85,12 @@ def subset(src: Path, n: int, out: Path, seed: int = 0) -> str:
     return str(out)
 
 
+def ge_subset(data: Path, n: int | None) -> str:
+    if n is None:
+        return str(data / "Ge_train.npz")
+    return subset(data / "Ge_train.npz", n, data.parent / f"Ge_train_{n}.npz")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--root", type=Path, default=REPO / "runs" / "materials")
@@ -112,7 +119,7 @@ def main() -> None:
            "-o", str(pt))
     runs = root / "runs"
     si_train, si_test = str(data / "Si_train.npz"), str(data / "Si_test.npz")
-    if "train" in stages or "train-pt" in stages:  # the two train-* stages can run at once
+    if "train" in stages or "train-pt" in stages:
         pt_best = train(runs / "si_pt", {**config("pretrain", str(pt), si_test,
                                                    STEPS["pretrain"], 1e-3),
                                          "data": {"train": str(pt), "test": si_test,
@@ -125,12 +132,15 @@ def main() -> None:
         ge_test = str(data / "Ge_test.npz")
         for n in GE_SIZES:
             tag = "all" if n is None else str(n)
-            ge = (str(data / "Ge_train.npz") if n is None else
-                  subset(data / "Ge_train.npz", n, root / f"Ge_train_{n}.npz"))
-            train(runs / f"ge_scratch_{tag}", config("scratch", ge, ge_test, STEPS["train"], 1e-3))
-            train(runs / f"ge_from_si_{tag}", config("finetune", ge, ge_test, STEPS["train"],
-                                                     1e-3, si_scratch),
+            train(runs / f"ge_from_si_{tag}", config("finetune", ge_subset(data, n), ge_test,
+                                                     STEPS["train"], 1e-3, si_scratch),
                   "--map-elements", "Ge=Si")
+    if "train" in stages or "train-ge" in stages:
+        for n in GE_SIZES:
+            tag = "all" if n is None else str(n)
+            train(runs / f"ge_scratch_{tag}", config("scratch", ge_subset(data, n),
+                                                     str(data / "Ge_test.npz"), STEPS["train"],
+                                                     1e-3))
     if "md" in stages:
         from ase.build import bulk
         from ase.io import write

@@ -100,8 +100,8 @@ class EAMPotential(torch.nn.Module):
 
     # ---------------------------------------------------------------- parameters
     def value(self, key: str) -> torch.Tensor:
-        v = self.raw[key]
-        return torch.exp(v) if key in POSITIVE else v
+        v = self.raw[key]  # clamps keep wild line-search steps of the fit finite
+        return torch.exp(v.clamp(-30.0, 5.0)) if key in POSITIVE else v
 
     def params(self) -> dict:
         vals = {k: self.value(k).detach().tolist() for k in self.raw}
@@ -148,11 +148,12 @@ class EAMPotential(torch.nn.Module):
 
     def phi(self, r: torch.Tensor, pair: torch.Tensor) -> torch.Tensor:
         d, a, r0 = (self.value(k)[pair] for k in PAIR_KEYS)
-        e = torch.exp(-a * (r - r0))
+        e = torch.exp((-a * (r - r0)).clamp(max=30.0))
         return d * (e * e - 2 * e) * self.psi(r)
 
     def density(self, r: torch.Tensor, elem: torch.Tensor) -> torch.Tensor:
-        return torch.exp(-self.value("beta")[elem] * (r - self.r_ref)) * self.psi(r)
+        return torch.exp((-self.value("beta")[elem] * (r - self.r_ref)).clamp(max=30.0)) \
+            * self.psi(r)
 
     def embed(self, rho: torch.Tensor, elem: torch.Tensor) -> torch.Tensor:
         a, b, e0 = (self.value(k)[elem] for k in ("A", "B", "E0"))
@@ -288,7 +289,8 @@ def fit_eam(frames, cutoff: float = 5.0, smoothing: float = 0.5, energy_weight: 
         lf = ((-g - f_ref) ** 2).mean()
         return energy_weight * le + forces_weight * lf, le, lf
 
-    opt = torch.optim.LBFGS(pot.parameters(), lr=1.0, max_iter=max_iter, history_size=50,
+    chunk = min(50, max_iter)
+    opt = torch.optim.LBFGS(pot.parameters(), lr=1.0, max_iter=chunk, history_size=50,
                             line_search_fn="strong_wolfe", tolerance_grad=1e-12,
                             tolerance_change=1e-15)
 
@@ -299,8 +301,23 @@ def fit_eam(frames, cutoff: float = 5.0, smoothing: float = 0.5, energy_weight: 
         return loss
 
     t0 = time.perf_counter()
+    with torch.no_grad():  # start E0 at the least-squares energy zero of the start model
+        e, _ = pot.energies(pos, sp, frame, frames.n_frames, pairs)
+        counts = np.zeros((frames.n_frames, len(elements)))
+        np.add.at(counts, (frame.numpy(), sp.numpy()), 1.0)
+        de = np.linalg.lstsq(counts, frames.energy - e.numpy(), rcond=None)[0]
+        pot.raw["E0"] += torch.as_tensor(de)
     _, le0, lf0 = losses()
-    opt.step(closure)
+    good = {k: v.detach().clone() for k, v in pot.state_dict().items()}
+    done, stopped = 0, "max_iter"
+    while done < max_iter:  # chunks of L-BFGS; a step to a non-finite loss is undone
+        opt.step(closure)
+        done += chunk
+        if not torch.isfinite(losses()[0]):
+            pot.load_state_dict(good)
+            stopped = "non-finite loss: last finite parameters kept"
+            break
+        good = {k: v.detach().clone() for k, v in pot.state_dict().items()}
     loss, le, lf = losses()
     if not torch.isfinite(loss):
         raise RuntimeError("the EAM fit diverged (non-finite loss); check the data's labels "
@@ -312,7 +329,8 @@ def fit_eam(frames, cutoff: float = 5.0, smoothing: float = 0.5, energy_weight: 
              "start_forces_rmse_eV_A": math.sqrt(float(lf0.detach())),
              "forces_rms_eV_A": float(np.sqrt((frames.forces**2).mean())),
              "energy_weight": energy_weight, "forces_weight": forces_weight,
-             "max_iter": max_iter, "seconds": round(time.perf_counter() - t0, 2)}
+             "max_iter": max_iter, "stopped": stopped,
+             "seconds": round(time.perf_counter() - t0, 2)}
     with torch.no_grad():
         _, rho = pot.energies(pos, sp, frame, frames.n_frames, pairs)
     stats["rho_max_data"] = float(rho.max())
