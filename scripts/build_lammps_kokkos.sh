@@ -85,8 +85,8 @@ if [ "${FFPT_KOKKOS_PRUNE:-1}" = 1 ]; then
         pair_lj_expand pair_morse pair_table pair_yukawa pair_zbl region_block fix_neigh_history; do
         rm -f "$tree/src/KOKKOS/${f}_kokkos.cpp" "$tree/src/KOKKOS/${f}_kokkos.h"
     done
-    # neighbour-list builders of half lists, 2-d, multi/size and bond topology (ffpt: full, 3-d)
-    (cd "$tree/src" && rm -f npair_half* nstencil_half* ntopo_* npair_skip* npair_halffull* \
+    # neighbour-list builders of half lists, 2-d and multi/size (ffpt: full lists, 3-d)
+    (cd "$tree/src" && rm -f npair_half* nstencil_half* npair_skip* npair_halffull* \
         npair_full_multi* npair_full_size* nstencil_full_multi* nstencil_full_*2d*)
 fi
 (cd "$repo" && "$py" -m ffpt.cli patch-lammps "$tree") >&2
