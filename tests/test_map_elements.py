@@ -84,7 +84,7 @@ def test_ft_start_differs_from_the_si_model_by_the_refit_ge_shift() -> None:
 
 def test_unmappable_elements_give_one_clear_error() -> None:
     model = si_model()
-    with pytest.raises(ValueError, match="cannot map Ge to C: .* has elements"):
+    with pytest.raises(ValueError, match=r"cannot map Ge to C: .* has elements"):
         map_model_elements(model, {"Ge": "C"}, CFG)
     with pytest.raises(ValueError, match="already has Si"):
         map_model_elements(model, {"Si": "Si"}, CFG)

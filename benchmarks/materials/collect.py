@@ -140,6 +140,9 @@ def main() -> None:
     if settings.exists():
         lines += ["", "Settings: `" + settings.read_text().replace("\n", "").replace(" ", "")
                   + "`"]
+    notes = HERE / "findings.md"  # the discussion of these numbers, written by hand
+    if notes.exists():
+        lines += ["", notes.read_text().rstrip()]
     (OUT / "README.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

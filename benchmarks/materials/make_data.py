@@ -13,7 +13,9 @@ labelled with GFN1-xTB (tblite), resumable (per-frame cache), then train/test sp
    GFN2-xTB was tried first: its SCF did not converge for 6 of 40 8-atom diamond cells at
    300 K electronic temperature (fewer at 1000 K), and for most 16-atom liquid cells even at
    3000 K, where GFN1-xTB converges;
-   frames whose SCF fails or with atoms closer than 1.8 A are dropped (counted in info.json);
+   frames whose SCF fails, whose labels are unphysical (max |F| > 30 eV/A or energy > 2 eV/atom
+   below the diamond frames: GFN1 SCF solutions of some cells) or with atoms closer than 1.8 A
+   are dropped (counted in info.json);
 5. per element a test set (25 % of each kind) and the rest as the training pool.
 """
 
@@ -35,6 +37,7 @@ from ffpt.teachers.eam import EAMCalculator, fit_eam
 
 LATTICE = {"Si": 5.431, "Ge": 5.658}  # A, diamond
 MIN_DIST = 1.8  # A
+MAX_FORCE, MAX_DROP = 30.0, 2.0  # eV/A, eV/atom: beyond these an xTB label is unphysical
 N_CELL = 8  # atoms per liquid/amorphous cell (16 doubles the xTB cost on this busy machine)
 
 
@@ -98,8 +101,11 @@ def liquid_and_amorphous(el: str, eam, n: int, seed: int) -> tuple[list[Atoms], 
     return liquid[:n], amorphous[:n]
 
 
-def label(frames: list[Atoms], cache: Path, engine: XTBEngine) -> tuple[list[Atoms], int]:
-    """xTB labels with a per-frame cache (npz per frame: resumable)."""
+def label(frames: list[Atoms], cache: Path, engine: XTBEngine,
+          e_ref: float | None = None) -> tuple[list[Atoms], int]:
+    """xTB labels with a per-frame cache (npz per frame: resumable). Dropped: failed SCF and
+    unphysical SCF solutions (max |F| > MAX_FORCE, or energy per atom more than MAX_DROP below
+    ``e_ref``, the median of the element's diamond frames)."""
     from ase.calculators.singlepoint import SinglePointCalculator
 
     cache.mkdir(parents=True, exist_ok=True)
@@ -117,7 +123,9 @@ def label(frames: list[Atoms], cache: Path, engine: XTBEngine) -> tuple[list[Ato
                     print(f"  frame {k}: {exc}")
                     np.savez(f, ok=False)
         d = np.load(f)
-        if not bool(d["ok"]):
+        bad = bool(d["ok"]) and (np.abs(d["forces"]).max() > MAX_FORCE or (
+            e_ref is not None and float(d["energy"]) / len(a) < e_ref - MAX_DROP))
+        if not bool(d["ok"]) or bad:
             dropped += 1
             continue
         b = a.copy()
@@ -145,12 +153,13 @@ def main() -> None:
         kinds["diamond"], drop = label(list(dia.iter_atoms()), args.out / "cache" / el / "diamond",
                                        engine)
         info["kinds"][f"{el}/diamond"] = {"labelled": len(kinds["diamond"]), "dropped": drop}
+        e_ref = float(np.median([a.get_potential_energy() / len(a) for a in kinds["diamond"]]))
         boot = FrameSet.from_atoms(kinds["diamond"])
         eam, stats = fit_eam(boot, cutoff=5.0, max_iter=300)
         eam.save(args.out / f"{el}_bootstrap_eam.json", {"fit": stats})
         liq, amo = liquid_and_amorphous(el, eam, n, seed=20 + s)
         for kind, frames in (("liquid", liq), ("amorphous", amo)):
-            kinds[kind], drop = label(frames, args.out / "cache" / el / kind, engine)
+            kinds[kind], drop = label(frames, args.out / "cache" / el / kind, engine, e_ref)
             info["kinds"][f"{el}/{kind}"] = {"labelled": len(kinds[kind]), "dropped": drop}
         rng = np.random.default_rng(100 + s)
         train, test = [], []
