@@ -226,7 +226,9 @@ def test_kk_error_messages(newtonnet, tmp_path):
         (ok, f"pair_coeff * * {art} O Xx", "ffpt", "unknown element 'Xx' for atom type 2"),
         (ok, f"pair_coeff * * {art} O", "ffpt",
          "wrong number of element names: 1 given but the box has 2"),
-        (ok, f"pair_coeff 1 1 {art} O H", "ffpt", "pair_coeff for ffpt must be"),
+        # LAMMPS itself checks "* *" first for one-coeff styles (older versions: its own text)
+        (ok, f"pair_coeff 1 1 {art} O H", "ffpt",
+         ("pair_coeff for ffpt must be", "Incorrect args for pair coefficients")),
         (ok, f"pair_coeff * * {tmp_path / 'missing.pt'} O H", "ffpt", "cannot open model file"),
         (ok, f"pair_coeff * * {art} O NULL", "ffpt",
          "atom type 2 is mapped to NULL but has 2 atoms"),
@@ -248,7 +250,9 @@ def test_kk_error_messages(newtonnet, tmp_path):
         d = tmp_path / f"case{k}"
         d.mkdir()
         msg = _kk_error(d, setup, coeff, style)
-        assert expected in msg, f"{style!r} / {coeff!r}: expected {expected!r} in {msg!r}"
+        alternatives = (expected,) if isinstance(expected, str) else expected
+        assert any(e in msg for e in alternatives), \
+            f"{style!r} / {coeff!r}: expected {expected!r} in {msg!r}"
 
 
 # ------------------------------------------------------------------- ffpt patch-lammps (always)
