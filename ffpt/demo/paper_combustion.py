@@ -184,8 +184,9 @@ def run_metad_stage(pipe, spec: dict) -> dict:
         src = REPO_ROOT / "inputs" / "combustion" / f"rxn{rxn}"
         for m in models:
             d = pipe.run / "metad" / f"rxn{rxn}" / m
-            settings = {"spec": spec, "model": pipe.results["deploy"][m]["artifact"],
-                        "rxn": rxn}
+            # which models run and how many at once do not change a run's physics
+            settings = {"spec": {k: v for k, v in spec.items() if k not in ("models", "jobs")},
+                        "model": pipe.results["deploy"][m]["artifact"], "rxn": rxn}
             rec = d / "record.json"
             if rec.exists() and json.loads(rec.read_text()).get("settings") == settings:
                 continue
