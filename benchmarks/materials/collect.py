@@ -59,9 +59,10 @@ def main() -> None:
              "machine: timings are not meaningful, budgets are in optimiser steps)",
              "- reproduce: `benchmarks/materials/run.sh` (resumable; runs under runs/materials/)",
              f"- level of theory: {info['level_of_theory']}",
-             f"- wall time of the whole chain: {args.wall_s:.0f} s" if args.wall_s else
-             "- wall time: see run.log", ""]
-    lines += ["## Data (frames labelled; dropped = SCF not converged or atoms < 1.8 A)", "",
+             f"- wall time of the whole chain: about {args.wall_s:.0f} s (see Findings)"
+             if args.wall_s else "- wall time: not measured", ""]
+    lines += ["## Data (frames labelled; dropped: SCF not converged, unphysical labels or atoms "
+              "< 1.8 A)", "",
               "| set | labelled | dropped |", "|---|---|---|"]
     for k, v in info["kinds"].items():
         if "labelled" in v:
@@ -132,7 +133,7 @@ def main() -> None:
             a.set_xlabel("Ge training frames")
             a.set_ylabel(what)
             a.legend()
-        fig.suptitle("Ge test set (GFN2-xTB): Si -> Ge transfer vs scratch")
+        fig.suptitle(f"Ge test set ({info['engine']['method']}): Si -> Ge transfer vs scratch")
         fig.tight_layout()
         fig.savefig(OUT / "ge_transfer.png", dpi=120)
         lines += ["", "![Ge transfer](ge_transfer.png)"]
