@@ -3,8 +3,9 @@
 1. agreement: a float64 model on 1,536-atom water, ffpt/kk vs pair_style ffpt (same ``lmp``,
    the non-KOKKOS style with its host graph): energy, forces, per-atom energies, virial;
 2. speed: a float32 paper-size model (128 features, 3 x 5 A) on 1,536- and 24,576-atom water
-   (512 waters, replicated 2x2x4), NVE at 0.5 fs: ms/step, ns/day and us/atom/step of ffpt/kk
-   and of pair_style ffpt, from LAMMPS' loop time.
+   (512 waters, replicated 2x2x4): ms/step (force calls at fixed positions, so that a random
+   model cannot collapse the liquid), ns/day at 0.5 fs and us/atom/step of ffpt/kk and of
+   pair_style ffpt, from LAMMPS' loop time.
 
     python benchmarks/kokkos_check.py --lmp LMP --kokkos "-k on g 1" [--out DIR] [--small]
 
@@ -72,9 +73,7 @@ read_data w.data
 replicate {replicate}
 pair_style ffpt
 pair_coeff * * {model} O H
-velocity all create 300.0 4928459 mom yes rot yes dist gaussian
 timestep 0.0005
-fix nve all nve
 thermo 10
 run 10
 run {steps}
