@@ -54,6 +54,10 @@ def test_fit_eam_then_two_step_pt_data_cli(tmp_path) -> None:
     again = CliRunner().invoke(main, ["teacher", "fit-eam", str(tmp_path / "target.npz"),
                                       "-o", str(tmp_path / "eam.json")])
     assert again.exit_code == 1 and "--overwrite" in again.output
+    source().save(tmp_path / "bare.npz")  # no labels
+    bare = CliRunner().invoke(main, ["teacher", "fit-eam", str(tmp_path / "bare.npz"),
+                                     "-o", str(tmp_path / "bare.json")])
+    assert bare.exit_code == 1 and "ffpt label" in bare.output
     run = CliRunner().invoke(main, ["pt-data", "--teacher", str(tmp_path / "eam.json"),
                                     "--from", str(tmp_path / "target.npz"), "--perturb",
                                     "two-step", "--rounds", "3", "--displacement", "0.1",

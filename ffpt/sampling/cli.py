@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-TEACHER_HELP = "teacher name: tip3p-flex, tip3p-flex-liquid, qforce-h2 or gaff"
+TEACHER_HELP = ("teacher name: tip3p-flex, tip3p-flex-liquid, qforce-h2 or gaff; or a fitted EAM "
+                "file (ffpt teacher fit-eam), e.g. eam.json with --from DATA --perturb two-step")
 
 
 def _teachers(teacher, species, smiles, structure, charge_method, liquid):

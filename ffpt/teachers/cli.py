@@ -42,7 +42,12 @@ def fit_eam_cmd(data, output, setfl, cutoff, smoothing, forces_weight, max_iter,
     for p in (out, setfl):
         if p.exists() and not overwrite:
             raise click.ClickException(f"{p} exists; pass --overwrite to replace it")
-    fs = read_many(list(data))
+    try:
+        fs = read_many(list(data))
+    except KeyError as exc:
+        raise click.ClickException(f"{exc.args[0].split(';')[0]}; fit-eam needs energies and "
+                                   "forces: label the structures first (ffpt label DATA -o "
+                                   "labelled.npz)") from exc
     pot, stats = fit_eam(fs, cutoff=cutoff, smoothing=smoothing, forces_weight=forces_weight,
                          max_iter=max_iter)
     rho_max = 2.0 * stats["rho_max_data"]
