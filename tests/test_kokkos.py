@@ -43,6 +43,7 @@ def kokkos_lmp() -> tuple[str | None, str]:
 
 LMP, WHY = kokkos_lmp()
 needs_kokkos = pytest.mark.skipif(LMP is None, reason=f"KOKKOS LAMMPS absent: {WHY}")
+slow = pytest.mark.slow  # one LAMMPS process per case, ~15 s each on 2 busy cores
 
 
 def kk_args(threads: int) -> tuple[str, ...]:
@@ -151,6 +152,7 @@ thermo_modify format float %.12g
 
 
 @needs_kokkos
+@slow
 def test_kk_nve_energy_conservation(tmp_path):
     """0.5 fs NVE of 64 relaxed waters at 300 K with ffpt/kk: energy drift and fluctuation."""
     toy = tmp_path / "toy.pt"
@@ -206,6 +208,7 @@ def _kk_error(tmp_path: Path, setup: str, coeff: str, style: str = "ffpt") -> st
 
 
 @needs_kokkos
+@slow
 def test_kk_error_messages(newtonnet, tmp_path):
     """pair_style ffpt's error messages, raised from ffpt/kk (one LAMMPS ERROR line each)."""
     from test_lammps_pair import _edit_record, _resave
