@@ -170,8 +170,9 @@ def test_water_tiny_end_to_end(tmp_path):
     _, results, _ = _run("water", tmp_path)
     s = json.loads((results / "paper_summary.json").read_text())
     rp = s["extra_tests"]["rpbe_d3"]
-    assert rp["n_frames"] == 50 and set(rp["errors"]) == {"pt", "scratch", "plain-paper", "replay"}
-    assert set(s["msd"]["per_variant"]) == {"scratch", "plain-paper", "replay"}
+    variants = {"scratch", "plain-paper", "replay", "plain-liquid"}  # plain-liquid: pt_liquid
+    assert rp["n_frames"] == 50 and set(rp["errors"]) == {"pt", *variants}
+    assert set(s["msd"]["per_variant"]) == variants
     assert (results / "msd.png").exists() and "reference" in s["msd"]["rdf"]
     ml = s["ml_round"]  # the models' own MD frames, labelled and added; variants retrained
     assert ml["n_new"] == 2 and ml["n_train"] + ml["n_test"] == ml["n_new"] + ml["n_round1"]

@@ -248,7 +248,7 @@ def test_demo_prints_what_starts_where_first(tmp_path, monkeypatch):
     import ffpt.demo.pipeline as pipeline
 
     class Stub:
-        def __init__(self, cfg, run, fresh=False, progress=True):
+        def __init__(self, cfg, run, fresh=False, progress=True, until=None):
             pass
 
         def run_all(self):
