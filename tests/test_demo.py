@@ -154,6 +154,22 @@ def test_tiny_demo_end_to_end(tmp_path):
     assert all("skipped" in m for m in messages)
 
 
+def _write_user_frames(path) -> list:
+    """Six labelled 4-water boxes (E = -10 - k eV, F = 0.1 k eV/A) as extxyz at ``path``."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.io import write
+
+    from ffpt.sampling.water import water_box
+
+    images = []
+    for k in range(6):
+        a = water_box(4, seed=k)
+        a.calc = SinglePointCalculator(a, energy=-10.0 - k, forces=np.full((12, 3), 0.1 * k))
+        images.append(a)
+    write(path, images)
+    return images
+
+
 def _user_data_stages(tmp_path, path):
     from ffpt.data import FrameSet
     from ffpt.demo.config import load_demo_config
@@ -169,17 +185,9 @@ def _user_data_stages(tmp_path, path):
 
 def test_demo_reads_user_ft_data(tmp_path):
     """ft_data.path replaces sampling + labelling; labels and the start box come from it."""
-    from ase.calculators.singlepoint import SinglePointCalculator
-    from ase.io import write
 
-    from ffpt.sampling.water import water_box
 
-    images = []
-    for k in range(6):
-        a = water_box(4, seed=k)
-        a.calc = SinglePointCalculator(a, energy=-10.0 - k, forces=np.full((12, 3), 0.1 * k))
-        images.append(a)
-    write(tmp_path / "mine.extxyz", images)
+    images = _write_user_frames(tmp_path / "mine.extxyz")
     st, lab, train, test = _user_data_stages(tmp_path, tmp_path / "mine.extxyz")
     assert lab["method"] == "from the given file" and train.n_frames + test.n_frames == 6
     assert sorted(np.concatenate([train.energy, test.energy])) == [-15, -14, -13, -12, -11, -10]
@@ -253,20 +261,12 @@ def test_variant_starts_from_a_named_extra_pt_model(tmp_path):
     """``pt_extra`` adds a PT model on other teacher data; ``init: pt:<name>`` fine-tunes from
     it (its checkpoint, its PT frames for replay), the main PT stays the paper's."""
     import click
-    from ase.calculators.singlepoint import SinglePointCalculator
-    from ase.io import write
 
     from ffpt.data import FrameSet
     from ffpt.demo.config import load_demo_config
     from ffpt.demo.pipeline import Pipeline
-    from ffpt.sampling.water import water_box
 
-    images = []
-    for k in range(6):
-        a = water_box(4, seed=k)
-        a.calc = SinglePointCalculator(a, energy=-10.0 - k, forces=np.full((12, 3), 0.1 * k))
-        images.append(a)
-    write(tmp_path / "mine.extxyz", images)
+    _write_user_frames(tmp_path / "mine.extxyz")
     cfg = load_demo_config(preset="tiny", sets=[
         f"ft_data.path={tmp_path / 'mine.extxyz'}", "pt_data.teacher=tip3p-flex",
         "pt_data.teacher_options={}", "pt_data.n_frames=60", "train.pt.max_epochs=1",

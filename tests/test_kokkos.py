@@ -141,27 +141,21 @@ def test_kk_unfolded_ghost_shell(references, newtonnet, tmp_path):
     _assert_close(got, py, len(atoms), "Python")
 
 
-MD = """units metal
-atom_style atomic
-read_data {data}
-pair_style ffpt
-pair_coeff * * {model} O H
-thermo_style custom step time pe etotal
-thermo_modify format float %.12g
-"""
 
 
 @needs_kokkos
 @slow
 def test_kk_nve_energy_conservation(tmp_path):
     """0.5 fs NVE of 64 relaxed waters at 300 K with ffpt/kk: energy drift and fluctuation."""
+    from test_lammps_pair import MD_HEAD
+
     toy = tmp_path / "toy.pt"
     deploy_model(ToyModel(["H", "C", "O"], cutoff=3.5, num_interactions=2), toy)
     write_data(make_water_box(4), tmp_path / "w.data", ["O", "H"])
-    (tmp_path / "in.min").write_text(MD.format(data="w.data", model=toy)
+    (tmp_path / "in.min").write_text(MD_HEAD.format(data="w.data", model=toy)
                                      + "minimize 0 1e-3 100 1000\nwrite_data relaxed.data\n")
     run_lammps("in.min", tmp_path, executable=LMP)
-    (tmp_path / "in.nve").write_text(MD.format(data="relaxed.data", model=toy) + """
+    (tmp_path / "in.nve").write_text(MD_HEAD.format(data="relaxed.data", model=toy) + """
 timestep 0.0005
 velocity all create 300.0 4928459 mom yes rot yes dist gaussian
 fix nve all nve

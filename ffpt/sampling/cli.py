@@ -94,7 +94,7 @@ def pt_data(teacher, species, smiles, structure, charge_method, molecules, perio
     """Relax molecules with a classical TEACHER, rattle them (x + sigma*N(0,1)) and label
     the frames: a pre-training data set in ffpt's FrameSet format. Materials: --teacher
     eam.json --from DATA --perturb two-step (ffpt.sampling.perturb)."""
-    from ffpt.sampling.rattle import export_extxyz, generate_pt_data, summary
+    from ffpt.sampling.rattle import generate_pt_data
 
     if from_data or perturb:
         from ffpt.sampling.perturb import perturb_cmd
@@ -114,6 +114,15 @@ def pt_data(teacher, species, smiles, structure, charge_method, molecules, perio
         teachers, frames, sigma=sigma, seed=seed, proportions=weights,
         shuffle=not no_shuffle, progress=True,
     )  # fmt: skip
+    out = write_pt_frames(fs, output, extxyz)
+    click.echo(f"wrote {out} in {time.perf_counter() - t0:.1f} s")
+
+
+def write_pt_frames(fs, output: str, extxyz: str | None) -> Path:
+    """Save PT frames to ``output`` (.npz, or .xyz/.extxyz), optionally also as extxyz, and
+    print their summary; returns the output path."""
+    from ffpt.sampling.rattle import export_extxyz, summary
+
     out = Path(output)
     if out.suffix.lower() in (".xyz", ".extxyz"):
         export_extxyz(fs, out)
@@ -124,4 +133,4 @@ def pt_data(teacher, species, smiles, structure, charge_method, molecules, perio
     if extxyz:
         export_extxyz(fs, extxyz)
     click.echo(summary(fs))
-    click.echo(f"wrote {out} in {time.perf_counter() - t0:.1f} s")
+    return out

@@ -91,12 +91,11 @@ def perturb_cmd(teacher: str, from_data: str | None, perturb: str | None, rounds
                 displacement: float, strain: float, seed: int, output: str,
                 extxyz: str | None) -> None:
     """``ffpt pt-data --from DATA --perturb two-step``: write the labelled frames."""
-    from pathlib import Path
 
     import click
 
     from ffpt.labelling.label import read_structures
-    from ffpt.sampling.rattle import export_extxyz, summary
+    from ffpt.sampling.cli import write_pt_frames
 
     if not from_data or perturb != "two-step":
         raise click.ClickException("--from DATA and --perturb two-step go together "
@@ -104,16 +103,7 @@ def perturb_cmd(teacher: str, from_data: str | None, perturb: str | None, rounds
     fs = perturbed_pt_data(teacher, read_structures(from_data), rounds, displacement, strain,
                            seed)
     fs.info["source"] = str(from_data)
-    out = Path(output)
-    if out.suffix.lower() in (".xyz", ".extxyz"):
-        export_extxyz(fs, out)
-    else:
-        if out.suffix.lower() != ".npz":
-            raise click.ClickException(f"{out}: output must end in .npz (or .xyz for extxyz)")
-        fs.save(out)
-    if extxyz:
-        export_extxyz(fs, extxyz)
-    click.echo(summary(fs))
+    out = write_pt_frames(fs, output, extxyz)
     click.echo(f"wrote {out}: {fs.n_frames} frames ({rounds} two-step rounds x "
                f"{fs.n_frames // rounds} structures, displacement {displacement} A, "
                f"strain {strain})")
