@@ -162,7 +162,9 @@ def test_ddp_two_processes_match_one(tmp_path):
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                f"--nproc_per_node={n}", "-m", "ffpt.cli", "train", "-c", str(tmp_path / "c.yaml"),
                "-o", str(tmp_path / f"run{n}"), "--no-progress"]
-        subprocess.run(cmd, check=True, cwd=REPO, env=env, capture_output=True, timeout=300)
+        out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, (f"torchrun with {n} rank(s) exited {out.returncode}:\n"
+                                     f"{out.stdout[-3000:]}\n{out.stderr[-5000:]}")
         logs.append(load_checkpoint(tmp_path / f"run{n}" / "last.pt")["history"])
     l1 = [h["train_loss"] for h in logs[0]]
     l2 = [h["train_loss"] for h in logs[1]]
