@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from ase import Atoms
 
-from ffpt.lammps.io import read_dump_frames, read_log, write_data
+from ffpt.lammps.io import DumpTail, read_dump_frames, read_log, write_data
 
 LOG = """LAMMPS (22 Jul 2025 - Update 4)
 Step Temp PotEng
@@ -61,6 +61,20 @@ def test_triclinic_dump_with_image_flags_unwraps(tmp_path):
     np.testing.assert_allclose(fr.cell, cell, atol=1e-12)
     assert fr.pbc.tolist() == [True, True, False]
     np.testing.assert_allclose(fr.unwrapped(), unwrapped, atol=1e-12)
+
+    # a growing dump read while it is written: each frame once, never half a frame
+    tail, path = DumpTail(tmp_path / "live.dump"), tmp_path / "live.dump"
+    assert tail.new_frames() == []  # not there yet
+    frame = lambda step: text.replace("TIMESTEP\n40", f"TIMESTEP\n{step}")  # noqa: E731
+    seen = []
+    for chunk in (frame(10)[:37], frame(10)[37:], frame(20)[:5], frame(20)[5:-9],
+                  frame(20)[-9:] + frame(30)):
+        with open(path, "a") as f:
+            f.write(chunk)
+        seen += [fr.step for fr in tail.new_frames()]
+    assert seen == [10, 20]  # 30 has no successor header yet
+    assert [fr.step for fr in read_dump_frames(path)] == [10, 20, 30]
+    np.testing.assert_allclose(read_dump_frames(path)[1].positions, fr.positions)
 
 
 def test_write_data_rotates_a_general_cell(tmp_path):

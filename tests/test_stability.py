@@ -173,3 +173,27 @@ def test_broken_start_fails_at_step_zero(tmp_path, tiny_artifact):
     cell = summary["results"]["tiny"]["300"]
     assert cell["failed"] == 1 and cell["median_time_to_failure_ps"] == 0.0
     assert cell["runs_detail"][0]["time_ps"] == 0.0
+
+
+@pytest.mark.lammps
+def test_failed_run_stops_early_with_the_same_record(tmp_path, tiny_artifact, monkeypatch):
+    """A run is ended soon after its first failing frame; the record matches a full run's."""
+    import ffpt.analysis.stability as st
+
+    monkeypatch.setattr(st, "POLL_S", 0.2)
+    box = make_water_box(2, seed=0)
+    box.positions[4] = box.positions[0] + [0.3, 0, 0]  # fails at the first frame
+    recs = {}
+    for stop, steps in ((False, 400), (True, 400), (True, 1_000_000)):
+        out = tmp_path / f"st{stop}{steps}"
+        st.run_stability({"tiny": tiny_artifact}, box, [300], 1, steps, dump_every=10,
+                         workdir=out, jobs=1, progress=False, echo=lambda m: None,
+                         stop_on_failure=stop)
+        recs[stop, steps] = json.loads((out / "runs/tiny/T300/seed1/record.json").read_text())
+    full, short, long = recs[False, 400], recs[True, 400], recs[True, 1_000_000]
+    keys = ("failed", "failure_step", "reason", "time_ps")
+    assert full["failed"] and not full["stopped_at_failure"]
+    assert {k: short[k] for k in keys} == {k: full[k] for k in keys}
+    assert {k: long[k] for k in keys} == {k: full[k] for k in keys}
+    assert long["stopped_at_failure"] and long["steps_completed"] < 1_000_000
+    assert long["lammps_error"] is None

@@ -249,13 +249,30 @@ class StabilityChecker:
 
 # ----------------------------------------------------------------------------- one run
 
+#: seconds between two looks at a running dump for a failed frame (``stop_on_failure``)
+POLL_S = 5.0
+
 #: LAMMPS errors before the first thermo line that are the model's fault (failure at step 0)
 _MODEL_ERRORS = ("non-finite", "NaN", "Lost atoms", "Out of range", "Bond atoms missing")
 
 
+def _failure_monitor(dump: Path, checker: StabilityChecker) -> Callable[[], bool]:
+    """True once a frame appended to ``dump`` fails the criteria (the run can stop there:
+    the record is read from the frames up to the first failure either way)."""
+    from ffpt.lammps.io import DumpTail
+
+    tail = DumpTail(dump)
+
+    def failed() -> bool:
+        return any(checker.failure(fr.positions, fr.cell, fr.pbc) is not None
+                   for fr in tail.new_frames())
+    return failed
+
+
 def run_one(run: dict, atoms, types: list[str], checker: StabilityChecker,
-            timeout: float | None = None) -> dict:
-    """One MD run in ``run['dir']``; returns its record (see :func:`run_stability`)."""
+            timeout: float | None = None, stop_on_failure: bool = True) -> dict:
+    """One MD run in ``run['dir']``; returns its record (see :func:`run_stability`).
+    ``stop_on_failure`` ends LAMMPS soon after the first failing frame (same record)."""
     from ffpt.lammps.io import langevin_input, read_dump_frames, read_log, write_data
     from ffpt.lammps.runner import LammpsError, failure_message, run_lammps
 
@@ -267,7 +284,9 @@ def run_one(run: dict, atoms, types: list[str], checker: StabilityChecker,
         s["artifact"], types, s["temperature_K"], s["steps"], s["timestep_fs"], s["friction_ps"],
         s["seed"], s["seed"] + 100003, s["dump_every"], s["dump_every"], atoms.pbc,
         checker.c.t_factor))
-    lmp = run_lammps("in.lmp", d, threads=1, timeout=timeout, check=False, screen=False)
+    monitor = _failure_monitor(d / "dump.lammpstrj", checker) if stop_on_failure else None
+    lmp = run_lammps("in.lmp", d, threads=1, timeout=timeout, check=False, screen=False,
+                     monitor=monitor, poll_s=POLL_S)
     log = read_log(d / "log.lammps") if (d / "log.lammps").is_file() else None
     thermo = log.thermo if log else {}
     error = log.errors[0] if log and log.errors else None
@@ -276,6 +295,8 @@ def run_one(run: dict, atoms, types: list[str], checker: StabilityChecker,
         raise LammpsError(f"run {d} could not start: " + failure_message(lmp))
     frames = read_dump_frames(d / "dump.lammpstrj") if (d / "dump.lammpstrj").is_file() else []
     completed = max([int(thermo["Step"][-1])] if thermo else [0] + [f.step for f in frames])
+    if lmp.stopped and frames:  # the log may not be flushed up to the dump's last frame
+        completed = max(completed, frames[-1].step)
     if log and log.halt_step is not None:
         completed = min(completed, log.halt_step)
     fail_step, reason, event_step, event = None, None, None, None
@@ -297,6 +318,8 @@ def run_one(run: dict, atoms, types: list[str], checker: StabilityChecker,
     if fail_step is None and log and log.halt_step is not None:
         fail_step = log.halt_step
         reason = f"temperature {log.halt_value:.0f} K > {t_halt:.0f} K (fix halt)"
+    if fail_step is None and lmp.stopped:  # the last frames were not flushed: read them again
+        raise LammpsError(f"run {d}: stopped at a failure the dump does not show; rerun it")
     if fail_step is None and not lmp.timed_out and completed < s["steps"]:
         fail_step = completed
         reason = f"LAMMPS stopped: {error}" if error else "MD stopped early (see log.lammps)"
@@ -312,7 +335,8 @@ def run_one(run: dict, atoms, types: list[str], checker: StabilityChecker,
         "composition_change": event, "event_step": event_step,
         "event_time_ps": None if event_step is None else event_step * dt_ps,
         "mean_temperature_K": float(np.nanmean(thermo["Temp"])) if thermo else None,
-        "wall_s": lmp.wall_s, "lammps_error": error,
+        "wall_s": lmp.wall_s, "lammps_error": None if lmp.stopped else error,
+        "stopped_at_failure": lmp.stopped,
     }
 
 
@@ -407,6 +431,7 @@ def run_stability(
     timeout: float | None = None,
     progress: bool = True,
     echo: Callable[[str], None] = print,
+    stop_on_failure: bool = True,
 ) -> dict:
     """Langevin MD of every model x temperature x seed in LAMMPS; returns the summary.
 
@@ -416,8 +441,9 @@ def run_stability(
     ``criteria``: overrides of :class:`Criteria` fields. ``jobs`` LAMMPS processes run at once
     (one thread each). Each run writes ``runs/<model>/T<K>/seed<n>/`` (input, log, dump,
     ``settings.json``, ``record.json``) under ``workdir``; finished runs with the same settings
-    are reused, changed settings raise unless ``overwrite``. Writes ``summary.json``,
-    ``summary.md`` and ``survival.png``.
+    are reused, changed settings raise unless ``overwrite``. ``stop_on_failure`` ends a run
+    soon after its first failing frame (the record is the same; the dump is shorter). Writes
+    ``summary.json``, ``summary.md`` and ``survival.png``.
     """
     from ase.data import atomic_numbers
     from ase.io import read
@@ -456,7 +482,7 @@ def run_stability(
         _write_json(d / "settings.json", run["settings"])
 
     def one(run: dict) -> dict:
-        rec = run_one(run, atoms, types, checker, timeout)
+        rec = run_one(run, atoms, types, checker, timeout, stop_on_failure)
         _write_json(Path(run["dir"]) / "record.json", rec)
         return rec
 

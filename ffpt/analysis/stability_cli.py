@@ -53,9 +53,12 @@ def _floats(text: str) -> list[float]:
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
               help="output folder (reruns skip finished runs with the same settings)")
 @click.option("--overwrite", is_flag=True, help="replace runs whose settings changed")
+@click.option("--run-past-failure", is_flag=True,
+              help="run every MD to its full length (default: stop a run once it has failed)")
 @click.option("--no-progress", is_flag=True, help="no progress bar")
 def stability(models, start, temps, seeds, steps, timestep, friction, system, jobs, dump_every,
-              bond_tolerance, min_distance, timeout, output, overwrite, no_progress) -> None:
+              bond_tolerance, min_distance, timeout, output, overwrite, run_past_failure,
+              no_progress) -> None:
     """Langevin MD (LAMMPS, pair_style ffpt) of each MODEL (NAME=ARTIFACT) from --start at
     each temperature and seed; counts failures and writes summary.json, summary.md and the
     Kaplan-Meier survival curves survival.png into -o."""
@@ -65,7 +68,8 @@ def stability(models, start, temps, seeds, steps, timestep, friction, system, jo
     summary = run_stability(_models(models), start, _floats(temps), seeds, steps, timestep,
                             friction, system, output, jobs, dump_every, criteria=crit,
                             overwrite=overwrite, timeout=timeout, progress=not no_progress,
-                            echo=lambda m: click.echo(m, err=True))
+                            echo=lambda m: click.echo(m, err=True),
+                            stop_on_failure=not run_past_failure)
     for m, per_t in summary["results"].items():
         for temp, c in per_t.items():
             med = c["median_time_to_failure_ps"]

@@ -184,8 +184,41 @@ def _box(header: str, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
 def read_dump_frames(path: str | os.PathLike) -> list[DumpFrame]:
     """All frames of a text ``dump custom`` (columns include ``id``; sorted by id).
     A truncated last frame (crashed run) is dropped."""
+    return parse_dump_text(Path(path).read_text(errors="replace"))
+
+
+class DumpTail:
+    """Reads the frames a running LAMMPS has appended to a text dump since the last call.
+
+    A frame counts once the next frame's header has started (the last frame of a finished run
+    is read by :func:`read_dump_frames`), so a frame being written is never half-parsed.
+    """
+
+    _HEAD = b"ITEM: TIMESTEP"
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.offset = 0
+
+    def new_frames(self) -> list[DumpFrame]:
+        """Complete frames written since the previous call (``[]`` before the dump exists)."""
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        end = data.rfind(self._HEAD)
+        if end <= 0:
+            return []
+        self.offset += end
+        return parse_dump_text(data[:end].decode(errors="replace"))
+
+
+def parse_dump_text(text: str) -> list[DumpFrame]:
+    """The complete frames of a text ``dump custom`` held in ``text``."""
     frames: list[DumpFrame] = []
-    lines = Path(path).read_text(errors="replace").splitlines()
+    lines = text.splitlines()
     i = 0
     while i < len(lines):
         if not lines[i].startswith("ITEM: TIMESTEP"):

