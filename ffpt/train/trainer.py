@@ -22,6 +22,7 @@ ranks, so the trajectory equals a single process on the same global batch.
 
 from __future__ import annotations
 
+import atexit
 import csv
 import json
 import math
@@ -133,13 +134,28 @@ def _elements_of(*sets: FrameSet | None, extra: list[str] = ()) -> list[str]:
 
 
 # ----------------------------------------------------------------------- distributed
+_last_run_finished = False  # the latest train() on this rank returned normally
+
+
 def _dist_setup(backend: str = "gloo") -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(backend)
+        atexit.register(_dist_teardown)
     if dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+def _dist_teardown() -> None:
+    """Destroy the process group ``_dist_setup`` made, at exit while the interpreter is whole.
+
+    Left to interpreter shutdown, gloo's threads can abort the rank that exits first ("terminate
+    called without an active exception", SIGABRT) and torchrun then fails the whole run. Skipped
+    after a failed run: a collective teardown could block while the peers wait in a collective.
+    """
+    if _last_run_finished and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 # -------------------------------------------------------------------------- training
@@ -155,6 +171,8 @@ def train(
     A folder that already holds a checkpoint is refused unless ``resume`` (continue from
     last.pt with the same settings) or ``overwrite`` (start over, replacing it).
     """
+    global _last_run_finished
+    _last_run_finished = False
     cfg = resolve(config)
     tcfg = cfg["training"]
     run_dir = Path(run_dir)
@@ -391,6 +409,7 @@ def train(
             metrics["test"] = evaluate(best, test_graphs, ebs)
         atomic_write(run_dir / "metrics.json",
                      lambda f: f.write(json.dumps(metrics, indent=2).encode()))
+    _last_run_finished = True
     return TrainResult(run_dir, best_path, last_path, log_path, epoch, metrics)
 
 
