@@ -278,3 +278,127 @@ def test_size_point_horizon_censors_later_failures(tmp_path):
     assert cut["duration_ps"] == 10.0
     assert cut["variants"]["scratch"]["failed"] == [False, True, False]
     assert cut["variants"]["scratch"]["times_ps"] == [10.0, 3.0, 10.0]
+
+
+# ---------------------------------------------------------------- MetaD in resumable chunks
+CHUNKED = {"reactions": ["09"], "chunk_steps": 100, "timestep_fs": 0.2, "damp_ps": 0.05,
+           "height": 1.0, "pace": 20, "biasfactor": 30, "thermo_every": 20, "dump_every": 20,
+           "colvar_every": 10, "fes_slices": 2, "jobs": 1}
+
+
+def _metad(run: Path, artifact: Path, steps: int, **over) -> dict:
+    from ffpt.demo.paper_combustion import run_metad_stage
+
+    pipe = SimpleNamespace(run=run, variants=["m"],
+                           results={"deploy": {"m": {"artifact": str(artifact)}}})
+    return run_metad_stage(pipe, {**CHUNKED, "steps": steps, **over})["runs"]["09"]["m"]
+
+
+def _files(d: Path) -> dict[str, tuple[int, bytes]]:
+    return {str(p.relative_to(d)): (p.stat().st_mtime_ns, p.read_bytes())
+            for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def chunked(tmp_path_factory):
+    """Reaction-9 MetaD in LAMMPS with a tiny random-weight model, chunks of 100 steps: a
+    2-chunk run extended to 3 (``ext``) and a fresh 3-chunk run (``fresh``)."""
+    import importlib.util
+
+    from ffpt.lammps import plugin_built
+
+    if not plugin_built() or importlib.util.find_spec("plumed") is None:
+        pytest.skip("needs the LAMMPS plugins (ffpt build-plugin) and the PLUMED kernel")
+    import torch
+
+    from ffpt.deploy.deploy import deploy_model
+    from ffpt.model.checkpoint import build_model
+
+    root = tmp_path_factory.mktemp("chunked")
+    torch.manual_seed(0)
+    art = root / "m.pt"
+    cfg = {"features": 8, "num_radial": 8, "num_interactions": 1, "dtype": "float64"}
+    deploy_model(build_model(cfg, ["H", "O"]), art, dtype="float64")
+    ext = root / "ext" / "metad" / "rxn09" / "m"
+    two = _metad(root / "ext", art, 200)
+    before = {c: _files(ext / c) for c in ("chunk0000", "chunk0001")}
+    three = _metad(root / "ext", art, 300)
+    fresh = _metad(root / "fresh", art, 300)
+    return SimpleNamespace(art=art, ext=ext, fresh=root / "fresh" / "metad" / "rxn09" / "m",
+                           two=two, three=three, fresh_res=fresh, before=before)
+
+
+@pytest.mark.slow
+def test_metad_extension_reuses_finished_chunks(chunked):
+    """Raising steps from 2 to 3 chunks runs only the third (the first two untouched) and
+    gives the fresh 3-chunk run step for step; the analysis reads the chunks as one run."""
+    from ffpt.demo.paper_combustion import metad_colvar
+
+    for c, files in chunked.before.items():
+        assert _files(chunked.ext / c) == files
+    ext, fresh = metad_colvar(chunked.ext), metad_colvar(chunked.fresh)
+    assert ext.shape == (300 // 10 + 1, 5)  # every 10 steps; restart rows counted once
+    np.testing.assert_array_equal(ext, fresh)
+    r, r2 = chunked.three, chunked.two
+    assert r["returncode"] == 0 and r["n_chunks"] == 3 and r2["n_chunks"] == 2
+    assert r["ps_simulated"] == pytest.approx(300 * 0.2e-3)
+    assert r2["ps_simulated"] == pytest.approx(200 * 0.2e-3)
+    assert r["n_frames"] == 300 // 20 + 1 and r2["n_frames"] == 200 // 20 + 1
+    same = ("T_mean_K", "T_max_K", "state_fraction", "O2_dissociated_fraction", "F_max_kJ_mol")
+    assert {k: r[k] for k in same} == {k: chunked.fresh_res[k] for k in same}
+
+
+@pytest.mark.slow
+def test_metad_restart_continues_state_and_bias(chunked):
+    """At the start of chunk k: the same positions (CVs) and velocities (T) as at the end of
+    chunk k-1, and the bias PLUMED rebuilt from HILLS equals the bias there plus the hill
+    deposited at that step (PRINT comes before the hill of its step); no hill is doubled."""
+    from ffpt.demo.paper_combustion import chunk_dir
+    from ffpt.lammps.io import read_log
+
+    d = chunked.ext
+    for k in (1, 2):
+        prev = np.loadtxt(chunk_dir(d, k - 1) / "COLVAR")[-1]
+        first = np.loadtxt(chunk_dir(d, k) / "COLVAR")[0]
+        np.testing.assert_array_equal(first[:3], prev[:3])  # time, dOH, dOO
+        hills = np.loadtxt(chunk_dir(d, k - 1) / "HILLS")
+        h = hills[np.isclose(hills[:, 0], prev[0])]
+        assert len(h) == 1
+        _, c1, c2, s1, s2, height, gamma = h[0]
+        g = height * (gamma - 1) / gamma * np.exp(-0.5 * (((prev[1] - c1) / s1) ** 2 +
+                                                          ((prev[2] - c2) / s2) ** 2))
+        assert prev[3] > 0.1 and g > 0.1  # a bias that a restart without HILLS would lose
+        assert first[3] == pytest.approx(prev[3] + g, abs=1e-4)
+        t_prev = read_log(chunk_dir(d, k - 1) / "log.lammps").thermo["Temp"][-1]
+        assert read_log(chunk_dir(d, k) / "log.lammps").thermo["Temp"][0] == t_prev
+    hills = np.loadtxt(chunk_dir(d, 2) / "HILLS")  # every hill so far, each once
+    np.testing.assert_allclose(hills[:, 0], np.arange(1, 300 // 20 + 1) * 20 * 0.2e-3)
+
+
+@pytest.mark.slow
+def test_metad_interrupted_chunk_reruns_from_its_start(chunked, tmp_path):
+    """A chunk without a record (killed mid-run) is rerun from the previous chunk's final
+    state, giving the same trajectory, the earlier chunks untouched; a run of the earlier
+    all-in-one layout is set aside; another seed reruns from chunk 0, dropping later chunks."""
+    import shutil
+
+    from ffpt.demo.paper_combustion import chunk_dir
+
+    shutil.copytree(chunked.fresh.parents[2], tmp_path / "run")
+    d = tmp_path / "run" / "metad" / "rxn09" / "m"
+    want = np.loadtxt(chunk_dir(d, 2) / "COLVAR")
+    (chunk_dir(d, 2) / "record.json").unlink()
+    (chunk_dir(d, 2) / "final.data").unlink()
+    colvar = chunk_dir(d, 2) / "COLVAR"
+    colvar.write_text(colvar.read_text()[:300])
+    (d / "record.json").write_text("{}")  # the old layout: one record beside the outputs
+    (d / "HILLS").write_text("old\n")
+    kept = {c: _files(d / c) for c in ("chunk0000", "chunk0001")}
+    assert _metad(tmp_path / "run", chunked.art, 300)["n_chunks"] == 3
+    assert {c: _files(d / c) for c in kept} == kept
+    np.testing.assert_array_equal(np.loadtxt(chunk_dir(d, 2) / "COLVAR"), want)
+    assert (d / "unchunked" / "HILLS").read_text() == "old\n" and not (d / "HILLS").exists()
+    first = np.loadtxt(chunk_dir(d, 0) / "COLVAR")
+    assert _metad(tmp_path / "run", chunked.art, 100, seed=7)["n_chunks"] == 1
+    assert sorted(p.name for p in d.glob("chunk*")) == ["chunk0000"]
+    assert not np.array_equal(np.loadtxt(chunk_dir(d, 0) / "COLVAR"), first)

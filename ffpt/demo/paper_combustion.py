@@ -5,8 +5,10 @@ and FES convergence. Energies of the shared npz files are kcal/mol (converted to
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -140,6 +142,9 @@ def _plumed_text(template: Path, spec: dict) -> str:
     for key, name in (("height", "HEIGHT"), ("pace", "PACE"), ("biasfactor", "BIASFACTOR")):
         if spec.get(key) is not None:
             text = re.sub(rf"{name}=[0-9.eE+-]+", f"{name}={spec[key]}", text)
+    if spec.get("colvar_every") is not None:
+        text = re.sub(r"STRIDE=\d+ FILE=COLVAR", f"STRIDE={int(spec['colvar_every'])} FILE=COLVAR",
+                      text)
     return text
 
 
@@ -169,45 +174,146 @@ def _lammps_text(template: Path, spec: dict) -> str:
     return text
 
 
+# settings that choose, schedule or analyse runs; the rest (model, inputs, thermostat, hills,
+# chunk size, seed) defines a chunk, so raising ``steps`` reuses the finished chunks
+_NOT_CHUNK_SETTINGS = ("models", "jobs", "steps", "reactions", "fes_slices", "t_tolerance")
+DEFAULT_CHUNK_STEPS = 50_000
+DEFAULT_SEED = 4928459
+
+
+def chunk_plan(spec: dict) -> tuple[int, int]:
+    """(number of chunks, steps per chunk) of every MetaD run of ``spec``."""
+    steps, chunk = int(spec["steps"]), int(spec.get("chunk_steps") or DEFAULT_CHUNK_STEPS)
+    if chunk <= 0 or steps <= 0 or steps % chunk:
+        raise ValueError(f"paper.metad.steps ({steps}) is not a positive multiple of "
+                         f"paper.metad.chunk_steps ({chunk}); set steps to a multiple of it")
+    return steps // chunk, chunk
+
+
+def chunk_seed(seed: int, k: int) -> int:
+    """Langevin seed of chunk ``k``: the base seed for the first, then one from (seed, k)."""
+    if k == 0:
+        return seed
+    return int.from_bytes(hashlib.sha256(f"{seed}:{k}".encode()).digest()[:4], "little") \
+        % 900_000_000 + 1
+
+
+def chunk_dir(d: Path, k: int) -> Path:
+    return d / f"chunk{k:04d}"
+
+
+def _chunk_record(d: Path, k: int) -> dict | None:
+    rec = chunk_dir(d, k) / "record.json"
+    return json.loads(rec.read_text()) if rec.is_file() else None
+
+
+def metad_chunks(d: Path, n: int | None = None) -> list[tuple[Path, dict]]:
+    """(folder, record) of a run's finished chunks in order: up to ``n``, up to the first
+    one without a record, and up to a failed one (the run stops there)."""
+    out: list[tuple[Path, dict]] = []
+    while n is None or len(out) < n:
+        rec = _chunk_record(d, len(out))
+        if rec is None:
+            break
+        out.append((chunk_dir(d, len(out)), rec))
+        if rec["returncode"] != 0:
+            break
+    return out
+
+
+def _chunks_to_run(d: Path, settings: dict, n: int) -> range:
+    """Chunks of run ``d`` still to run. The first chunk without a record of these settings
+    and every chunk after it are removed (never mixed with chunks of other settings)."""
+    chunks = metad_chunks(d)
+    k = next((i for i, (_, rec) in enumerate(chunks) if rec.get("settings") != settings),
+             len(chunks))
+    if k == len(chunks) and chunks and chunks[-1][1]["returncode"] != 0:
+        return range(0)  # a failed chunk of these settings: the run ends there
+    if k < n:
+        for c in d.glob("chunk[0-9][0-9][0-9][0-9]"):
+            if int(c.name[5:]) >= k:
+                shutil.rmtree(c)
+    return range(k, n)
+
+
+def _set_aside_unchunked(d: Path) -> None:
+    """A run of the earlier all-in-one layout (``record.json`` beside the outputs) is moved
+    to ``unchunked[N]/`` (it has no final state to continue from)."""
+    if not (d / "record.json").is_file():
+        return
+    dest, i = d / "unchunked", 1
+    while dest.exists():
+        dest, i = d / f"unchunked{i}", i + 1
+    dest.mkdir()
+    for f in d.iterdir():
+        if f.is_file():
+            f.rename(dest / f.name)
+
+
 def run_metad_stage(pipe, spec: dict) -> dict:
     """WT-MetaD in LAMMPS (``inputs/combustion/rxn<NN>/in.metad`` + ``plumed.dat`` with the
-    thermostat, hill height/pace and length of ``spec``) for each reaction x model; runs are
-    resumable (a ``record.json`` per finished run with the same settings)."""
+    thermostat, hill height/pace and length of ``spec``) for each reaction x model, each run
+    as consecutive chunks of ``chunk_steps`` (``<run>/chunkNNNN/``, a ``record.json`` per
+    finished chunk). Chunk k > 0 starts from chunk k-1's ``final.data`` (positions,
+    velocities, box) at its step, with Langevin seed :func:`chunk_seed` and PLUMED
+    ``RESTART`` on a copy of its HILLS; so an interrupted run resumes at its unfinished chunk
+    and a larger ``steps`` only runs the new chunks. ``jobs`` runs go at once."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from ffpt.data.frames import atomic_write
     from ffpt.lammps.runner import run_lammps
 
     models = spec.get("models") or pipe.variants
-    steps = int(spec["steps"])
+    n_chunks, chunk = chunk_plan(spec)
+    seed = int(spec.get("seed") or DEFAULT_SEED)
+    free = {k: v for k, v in spec.items() if k not in _NOT_CHUNK_SETTINGS}
     jobs = []
     for rxn in [str(r) for r in spec["reactions"]]:
         src = REPO_ROOT / "inputs" / "combustion" / f"rxn{rxn}"
+        plumed = _plumed_text(src / "plumed.dat", spec)
+        lammps = _lammps_text(src / "in.metad", spec)
         for m in models:
             d = pipe.run / "metad" / f"rxn{rxn}" / m
-            # which models run and how many at once do not change a run's physics
-            settings = {"spec": {k: v for k, v in spec.items() if k not in ("models", "jobs")},
-                        "model": pipe.results["deploy"][m]["artifact"], "rxn": rxn}
-            rec = d / "record.json"
-            if rec.exists() and json.loads(rec.read_text()).get("settings") == settings:
-                continue
+            art = Path(pipe.results["deploy"][m]["artifact"]).resolve()
+            settings = {"spec": free, "rxn": rxn, "chunk_steps": chunk, "seed": seed,
+                        "model_sha256": hashlib.sha256(art.read_bytes()).hexdigest(),
+                        "inputs_sha256": hashlib.sha256((plumed + lammps).encode()).hexdigest()}
             d.mkdir(parents=True, exist_ok=True)
-            for f in ("HILLS", "COLVAR", "traj.lammpstrj", "log.lammps", "record.json"):
-                (d / f).unlink(missing_ok=True)
-            (d / "plumed.dat").write_text(_plumed_text(src / "plumed.dat", spec))
-            (d / "in.metad").write_text(_lammps_text(src / "in.metad", spec))
-            subprocess.run([sys.executable, str(REPO_ROOT / "inputs" / "combustion" /
-                                                "build_geometry.py"), rxn, "-o", str(d)],
-                           check=True, capture_output=True, text=True)
-            jobs.append((d, settings))
+            _set_aside_unchunked(d)
+            todo = _chunks_to_run(d, settings, n_chunks)
+            if todo:
+                jobs.append((d, rxn, art, plumed, lammps, settings, todo))
 
-    def one(job):
-        d, settings = job
-        art = str(Path(settings["model"]).resolve())
-        run = run_lammps("in.metad", d, timeout=None, check=False, screen=False,
-                         args=("-var", "model", art, "-var", "steps", str(steps),
-                               "-var", "seed", str(int(spec.get("seed", 4928459)))))
-        (d / "record.json").write_text(json.dumps(
-            {"settings": settings, "returncode": run.returncode, "wall_s": run.wall_s}))
+    def one(job) -> None:
+        d, rxn, art, plumed, lammps, settings, todo = job
+        for k in todo:
+            c = chunk_dir(d, k)
+            if c.exists():
+                shutil.rmtree(c)
+            c.mkdir()
+            (c / "plumed.dat").write_text(("RESTART\n" if k else "") + plumed)
+            (c / "in.metad").write_text(lammps)
+            args = ["-var", "model", str(art), "-var", "steps", str(chunk), "-var", "seed",
+                    str(chunk_seed(seed, k)), "-var", "step0", str(k * chunk), "-var",
+                    "chunk", str(k)]
+            if k == 0:
+                subprocess.run([sys.executable, str(REPO_ROOT / "inputs" / "combustion" /
+                                                    "build_geometry.py"), rxn, "-o", str(c)],
+                               check=True, capture_output=True, text=True)
+            else:
+                prev = chunk_dir(d, k - 1)
+                if (prev / "HILLS").is_file():
+                    shutil.copyfile(prev / "HILLS", c / "HILLS")  # RESTART appends to it
+                args += ["-var", "data", f"../{prev.name}/final.data"]
+            run = run_lammps("in.metad", c, timeout=None, check=False, screen=False,
+                             args=tuple(args))
+            rc = run.returncode if run.returncode or (c / "final.data").is_file() else -1
+            rec = {"settings": settings, "chunk": k, "step0": k * chunk, "steps": chunk,
+                   "seed": chunk_seed(seed, k), "model": str(art), "returncode": rc,
+                   "wall_s": run.wall_s}
+            atomic_write(c / "record.json", lambda f, r=rec: f.write(json.dumps(r).encode()))
+            if rc != 0:
+                break
 
     with ThreadPoolExecutor(max_workers=int(spec.get("jobs", 2))) as pool:
         list(pool.map(one, jobs))
@@ -219,19 +325,48 @@ def run_metad_stage(pipe, spec: dict) -> dict:
     return {"settings": spec, "runs": out}
 
 
+def _merge_by_step(parts: list[tuple[np.ndarray, list]]) -> list:
+    """Items of consecutive chunks as one series: a chunk's items at steps already covered
+    (its first thermo line, dump frame: the previous chunk's last) are dropped."""
+    out, last = [], -np.inf
+    for steps, items in parts:
+        for s, item in zip(steps, items, strict=True):
+            if s > last:
+                out.append(item)
+                last = s
+    return out
+
+
+def metad_colvar(d: Path, n: int | None = None) -> np.ndarray:
+    """COLVAR rows of a run's finished chunks as one series (a continued chunk's first row,
+    the restart step, repeats the previous chunk's last and is dropped)."""
+    parts = []
+    for c, _ in metad_chunks(d, n):
+        if (c / "COLVAR").is_file():
+            a = np.loadtxt(c / "COLVAR", ndmin=2)
+            parts.append((a[:, 0], list(a)))
+    rows = _merge_by_step(parts)
+    return np.array(rows) if rows else np.zeros((0, 0))
+
+
 def analyse_metad(d: Path, spec: dict) -> dict:
-    """Temperature from the log, product states from the dump, FES (+ convergence PNG)."""
+    """Temperature from the logs, product states from the dumps, FES (+ convergence PNG) from
+    the last HILLS, over the run's finished chunks (up to ``steps``) as one trajectory."""
     from ffpt.lammps.io import read_dump_frames, read_log
 
-    rec = json.loads((d / "record.json").read_text())
-    res: dict = {"returncode": rec["returncode"], "wall_s": rec["wall_s"]}
-    log = read_log(d / "log.lammps") if (d / "log.lammps").exists() else None
-    temps = log.thermo.get("Temp") if log is not None else None
-    if log is not None:
-        res["errors"] = log.errors[:3]
-        res["steps_per_s"] = log.steps_per_s
-    if temps is not None and len(temps):
-        t = np.asarray(temps, float)
+    chunks = metad_chunks(d, chunk_plan(spec)[0])
+    rcs = [rec["returncode"] for _, rec in chunks]
+    res: dict = {"returncode": next((r for r in rcs if r != 0), 0) if rcs else None,
+                 "wall_s": sum(rec["wall_s"] for _, rec in chunks), "n_chunks": len(chunks)}
+    logs = [read_log(c / "log.lammps") for c, _ in chunks if (c / "log.lammps").exists()]
+    if logs:
+        res["errors"] = [e for log in logs for e in log.errors][:3]
+        loop = sum(log.loop_time_s or 0.0 for log in logs)
+        res["steps_per_s"] = sum(log.steps or 0 for log in logs) / loop if loop else None
+    rows = _merge_by_step([(log.thermo["Step"], list(log.thermo["Temp"])) for log in logs
+                           if "Step" in log.thermo and "Temp" in log.thermo])
+    if rows:
+        t = np.asarray(rows, float)
         half = t[len(t) // 2:]
         res["T_mean_K"] = float(t.mean())
         res["T_mean_second_half_K"] = float(half.mean())
@@ -243,7 +378,9 @@ def analyse_metad(d: Path, spec: dict) -> dict:
         res["T_mean_se_K"] = se
         tol = max(float(spec.get("t_tolerance", 30.0)), 2 * se if np.isfinite(se) else 0.0)
         res["T_held"] = bool(abs(t.mean() - 300.0) <= tol)
-    frames = read_dump_frames(d / "traj.lammpstrj") if (d / "traj.lammpstrj").exists() else []
+    dumps = [read_dump_frames(c / "traj.lammpstrj") for c, _ in chunks
+             if (c / "traj.lammpstrj").exists()]
+    frames = _merge_by_step([([fr.step for fr in fs], fs) for fs in dumps])
     states: Counter = Counter()
     oo_broken = 0
     dt_ps = float(spec.get("timestep_fs", 0.2)) / 1000.0
@@ -258,8 +395,9 @@ def analyse_metad(d: Path, spec: dict) -> dict:
     res["state_fraction"] = {k: v / n for k, v in states.most_common()}
     res["n_frames"] = sum(states.values())
     res["O2_dissociated_fraction"] = oo_broken / n
-    if (d / "HILLS").exists() and (d / "HILLS").stat().st_size > 0:
-        res.update(fes_convergence(d, int(spec.get("fes_slices", 5))))
+    hills = chunks[-1][0] / "HILLS" if chunks else d / "HILLS"  # the last holds every hill
+    if hills.exists() and hills.stat().st_size > 0:
+        res.update(fes_convergence(hills, d, int(spec.get("fes_slices", 5))))
     return res
 
 
@@ -275,12 +413,12 @@ def product_state(z: np.ndarray, pos: np.ndarray, cell: np.ndarray) -> str:
     return format_composition(composition(z, pos, cell, (True, True, True)))
 
 
-def fes_convergence(d: Path, slices: int) -> dict:
-    """``ffpt fes HILLS --slices N`` (fes.dat, fes.png with the convergence panel) and the RMS
+def fes_convergence(hills: Path, d: Path, slices: int) -> dict:
+    """``ffpt fes HILLS --slices N`` (``d``/fes.dat, fes.png with the convergence panel) and the RMS
     change of the FES between the last two slices in the region below 100 kJ/mol."""
     from ffpt.analysis.fes import compute_fes, plot_fes, write_fes
 
-    fes = compute_fes(d / "HILLS", n_slices=slices)
+    fes = compute_fes(hills, n_slices=slices)
     write_fes(fes, d / "fes.dat")
     plot_fes(fes, d / "fes.png")
     out = {"fes_png": str(d / "fes.png"), "F_max_kJ_mol": float(fes.free_energy.max())}
