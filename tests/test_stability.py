@@ -197,3 +197,12 @@ def test_failed_run_stops_early_with_the_same_record(tmp_path, tiny_artifact, mo
     assert {k: long[k] for k in keys} == {k: full[k] for k in keys}
     assert long["stopped_at_failure"] and long["steps_completed"] < 1_000_000
     assert long["lammps_error"] is None
+    run_dir = str((tmp_path / "stTrue1000000/runs/tiny/T300/seed1").resolve())
+    left = []
+    for proc in __import__("pathlib").Path("/proc").glob("[0-9]*"):
+        try:
+            if os.readlink(proc / "cwd") == run_dir:
+                left.append(proc.name)
+        except OSError:
+            continue
+    assert not left, f"LAMMPS processes left running after the stop: {left}"

@@ -91,30 +91,37 @@ def after(pipe) -> None:
 
 
 # ---------------------------------------------------------------------------- size study
+def child_pipeline(pipe, cfg: dict, name: str, spec: dict, tag: str):
+    """A child run in ``<run>/<name>`` of ``cfg`` (without ``paper``) that reuses this run's
+    PT data and PT models (their stage records are copied: same deps, same hash, skipped).
+    ``spec['variants']`` keeps only those training variants, ``spec['stability']`` overrides
+    the child's stability settings; its messages are prefixed with ``tag``."""
+    from ffpt.demo.pipeline import Pipeline, pt_stage_names
+
+    cfg = copy.deepcopy(cfg)
+    cfg.pop("paper", None)
+    if spec.get("variants"):
+        cfg["train"]["variants"] = {v: cfg["train"]["variants"][v] for v in spec["variants"]}
+    cfg["stability"].update(spec.get("stability") or {})
+    child = pipe.run / name
+    (child / ".stages").mkdir(parents=True, exist_ok=True)
+    for stage in pt_stage_names(pipe):
+        src = pipe.run / ".stages" / f"{stage}.json"
+        if src.exists():
+            (child / ".stages" / f"{stage}.json").write_bytes(src.read_bytes())
+    return Pipeline(cfg, child, progress=pipe.progress, echo=lambda s: pipe.echo(f"    {tag} {s}"))
+
+
 def size_study(pipe, spec: dict) -> dict:
     """FT variants and scratch on ``sizes`` FT training frames, reusing this run's PT data
     and PT model (their stage records are copied, so the child pipelines skip them); each
     size is a full child run (test errors, scans, survival) in ``<run>/size_<n>``."""
-    from ffpt.demo.pipeline import Pipeline, pt_stage_names
-
     out = {}
     for n in [int(s) for s in spec["sizes"]]:
         cfg = copy.deepcopy(pipe.cfg)
-        cfg.pop("paper", None)
         cfg["ft_data"]["max_train_frames"] = n
-        if spec.get("variants"):
-            cfg["train"]["variants"] = {v: cfg["train"]["variants"][v] for v in spec["variants"]}
-        for k, v in (spec.get("stability") or {}).items():
-            cfg["stability"][k] = v
-        child = pipe.run / f"size_{n}"
-        (child / ".stages").mkdir(parents=True, exist_ok=True)
-        for name in pt_stage_names(pipe):  # same deps -> same hash -> skipped in the child
-            src = pipe.run / ".stages" / f"{name}.json"
-            if src.exists():
-                (child / ".stages" / f"{name}.json").write_bytes(src.read_bytes())
-        pipe.echo(f"    size study: {n} FT training frames in {child}")
-        sub = Pipeline(cfg, child, progress=pipe.progress,
-                       echo=lambda s, n=n: pipe.echo(f"    [n={n}] {s}"))
+        pipe.echo(f"    size study: {n} FT training frames in {pipe.run / f'size_{n}'}")
+        sub = child_pipeline(pipe, cfg, f"size_{n}", spec, f"[n={n}]")
         sub.run_all()
         out[str(n)] = _size_point(sub)
     main = _size_point(pipe)

@@ -48,8 +48,9 @@ def md_frames(pipe, models: list[str], n_frames: int) -> FrameSet:
 
 
 def ml_round(pipe, spec: dict) -> dict:
-    """Label MD frames of ``spec['models']`` and train every variant again (child run)."""
-    from ffpt.demo.pipeline import Pipeline, pt_stage_names
+    """Label MD frames of ``spec['models']`` and train the variants again (child run in
+    ``<run>/round2``; ``spec['variants']``: only these, ``spec['stability']``: MD overrides)."""
+    from ffpt.demo.extra_stages import child_pipeline
     from ffpt.labelling import label_frames, make_engine
 
     f = pipe.cfg["ft_data"]
@@ -66,23 +67,15 @@ def ml_round(pipe, spec: dict) -> dict:
     both = FrameSet.concatenate([old, new])
     combined = both.save(pipe.path("data", "ft_round2.npz"))
     cfg = copy.deepcopy(pipe.cfg)
-    cfg.pop("paper", None)
     cfg["ft_data"]["path"] = str(combined)
     cfg["stability"]["start"] = pipe.results["ft_structures"]["md_start"]
-    child = pipe.run / "round2"
-    (child / ".stages").mkdir(parents=True, exist_ok=True)
-    for name in pt_stage_names(pipe):
-        src = pipe.run / ".stages" / f"{name}.json"
-        if src.exists():
-            (child / ".stages" / f"{name}.json").write_bytes(src.read_bytes())
+    sub = child_pipeline(pipe, cfg, "round2", spec, "[round 2]")
     pipe.echo(f"    ML-driven round: {new.n_frames} frames from {', '.join(models)} MD + "
-              f"{old.n_frames} classical -> {child}")
-    sub = Pipeline(cfg, child, progress=pipe.progress,
-                   echo=lambda s: pipe.echo(f"    [round 2] {s}"))
+              f"{old.n_frames} classical -> {sub.run}")
     sub.run_all()
     r = sub.results
     return {"n_new": new.n_frames, "n_round1": old.n_frames, "models": models,
             "method": pipe.results["ft_labels"]["method"], "n_train": r["ft_labels"]["n_train"],
             "n_test": r["ft_labels"]["n_test"], "evaluate": r["evaluate"],
-            "stability": r["stability"]["summary"], "run_dir": str(child),
-            "report": str(Path(child) / "report" / "report.md")}
+            "stability": r["stability"]["summary"], "run_dir": str(sub.run),
+            "report": str(Path(sub.run) / "report" / "report.md")}

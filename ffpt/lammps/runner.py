@@ -171,17 +171,14 @@ def run_lammps(
             else:
                 proc.wait(timeout=timeout)
         except _Stop:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            _end(proc)
             stopped = True
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            _end(proc)
             timed_out = True
+        except BaseException:  # Ctrl-C, or the caller's thread pool shutting down
+            _end(proc)
+            raise
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
@@ -205,6 +202,54 @@ def failure_message(run: LammpsRun, timeout: float | None = None) -> str:
     error = next((ln.strip() for ln in text.splitlines() if ln.startswith("ERROR")), "")
     return (f"LAMMPS {what} in {run.workdir}" + (f": {error}" if error else "")
             + f"\n--- last lines ---\n{run.tail()}")
+
+
+def _descendants(pid: int) -> list[int]:
+    """Child processes of ``pid``, recursively (Linux ``/proc``; ``[]`` elsewhere)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
+
+
+def _end(proc: subprocess.Popen) -> None:
+    """Stop ``proc`` and its descendants: the wheel's ``lmp`` is a Python wrapper whose real
+    ``lmp`` child would run on when only the wrapper is killed (SIGTERM, SIGKILL after 10 s)."""
+    import signal
+
+    pids = [proc.pid, *_descendants(proc.pid)]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and any(_alive(p) for p in pids[1:]):
+            time.sleep(0.05)
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            continue
+        if not any(_alive(p) for p in pids[1:]):
+            return
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie counts as ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 class _Stop(Exception):
