@@ -158,3 +158,29 @@ def test_unknown_spec_is_one_clear_error(tmp_path):
     assert r.exit_code == 2 and "neither an existing model file nor a teacher" in r.output
     r = CliRunner().invoke(scan_cmd, ["tip3p-flex", "-o", str(tmp_path)])
     assert r.exit_code == 2 and "--structure FILE or --species NAME" in r.output
+
+
+def test_failure_scan_section_reads_back_the_tip3p_bend_and_the_injected_well(tmp_path):
+    """holes.csv -> the failure-mode table: TIP3P's harmonic bend at 60 deg, and a model with
+    an H-H well that goes below the reference where TIP3P rises."""
+    from ase import units
+
+    from ffpt.analysis.scan_report import write_report
+    from ffpt.demo.paper_report import failure_scan_section
+    from ffpt.teachers.tip3p_flex import THETA0
+
+    ref = water_reference()
+    rep = find_holes({"tip3p": load_calculator("tip3p-flex"), "well": WellCalculator()}, ref,
+                     build_scans(ref, kinds=("bend", "approach")))
+    write_report(rep, tmp_path)
+    text = "\n".join(failure_scan_section(str(tmp_path / "holes.csv"),
+                                          {"scans": {"H1-O0-H2": 60.0}}, tmp_path))
+    rows = {ln.split(" | ")[0].strip("| "): ln.split(" | ")[1:] for ln in text.splitlines()
+            if ln.startswith("| tip3p") or ln.startswith("| well")}
+    bend60 = 55 * units.kcal / units.mol * (np.deg2rad(60.0) - THETA0) ** 2
+    assert float(rows["tip3p"][0]) == pytest.approx(bend60, abs=0.01)  # on the 1-deg grid
+    assert float(rows["tip3p"][1].strip(" |")) == pytest.approx(0.0, abs=1e-6)
+    assert float(rows["well"][1].strip(" |")) < -1.0  # the H-H well pulls the bend below ref
+    assert (tmp_path / "failure_scans.png").stat().st_size > 5000
+    with pytest.raises(ValueError, match="no scan"):
+        failure_scan_section(str(tmp_path / "holes.csv"), {"scans": {"C9-O1": 1.0}}, tmp_path)

@@ -149,6 +149,59 @@ def plot_report(
     return paths
 
 
+def read_scan_csv(path: str | os.PathLike) -> dict[tuple[str, str], dict]:
+    """``holes.csv`` back as ``(model, atoms) -> {kind, unit, x, rel}`` (sorted by ``x``)."""
+    rows: dict[tuple[str, str], dict] = {}
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            d = rows.setdefault((r["model"], r["atoms"]), {"kind": r["kind"], "unit": r["unit"],
+                                                          "x": [], "rel": []})
+            d["x"].append(float(r["coordinate"]))
+            d["rel"].append(float(r["e_minus_ref_eV"]))
+    for d in rows.values():
+        order = np.argsort(d["x"])
+        d["x"], d["rel"] = np.asarray(d["x"])[order], np.asarray(d["rel"])[order]
+    return rows
+
+
+def plot_named_scans(csv_path: str | os.PathLike, labels: list[str], png: str | os.PathLike,
+                     ymax: float = 10.0, title: str = "") -> Path:
+    """The scans ``labels`` (e.g. ``"C10-O12-H20"``) of a ``holes.csv``, one panel each, every
+    model overlaid: how the models' energies rise (or fall) along chosen coordinates."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_scan_csv(csv_path)
+    models = list(dict.fromkeys(m for m, _ in rows))
+    missing = [lb for lb in labels if not any(a == lb for _, a in rows)]
+    if missing:
+        raise ValueError(f"{csv_path}: no scan {missing}; scans are named like "
+                         f"{next(iter(rows))[1]!r} (see holes.md)")
+    fig, axes = plt.subplots(1, len(labels), figsize=(4.2 * len(labels), 3.6), squeeze=False)
+    for ax, lb in zip(axes[0], labels, strict=True):
+        lo = 0.0
+        for m in models:
+            d = rows.get((m, lb))
+            if d is not None:
+                ax.plot(d["x"], d["rel"], lw=1.2, label=m)
+                lo = min(lo, float(np.nanmin(d["rel"])))
+        d = next(rows[(m, lb)] for m in models if (m, lb) in rows)
+        ax.axhline(0.0, color="0.7", lw=0.8)
+        ax.set_ylim(max(lo, -ymax) - 0.3, ymax)
+        ax.set_xlabel(XLABELS[d["kind"]].replace("bond length / r0", f"bond length ({d['unit']})"))
+        ax.set_ylabel("E − E_ref (eV)")
+        ax.set_title(f"{d['kind']} {lb}", fontsize=9)
+        ax.legend(fontsize=6)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    atomic_write(png, lambda f: fig.savefig(f, format="png", dpi=110))
+    plt.close(fig)
+    return Path(png)
+
+
 def write_report(report: HoleReport, outdir: str | os.PathLike, ymax: float = 10.0) -> dict:
     """``holes.csv``, ``holes.md`` and the PNGs in ``outdir``; returns {name: path}."""
     outdir = Path(outdir)

@@ -13,6 +13,8 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
+
 from ffpt.config import expand_path
 from ffpt.data.frames import atomic_write
 from ffpt.demo.report import _fmt, _load_average, survival_cell
@@ -78,6 +80,30 @@ def error_verdicts(pipe) -> list[str]:
     return out
 
 
+def failure_scan_section(table: str, spec: dict, outdir: Path) -> list[str]:
+    """``paper.failure_scans`` ({scans: {label: coordinate}, note}): the hole scans along a
+    failure mode seen in the MD, as a table (E - E_ref at that coordinate, interpolated, and
+    the lowest E - E_ref along the scan, per model) and ``failure_scans.png``."""
+    from ffpt.analysis.scan_report import plot_named_scans, read_scan_csv
+
+    scans = dict(spec["scans"])
+    png = plot_named_scans(table, list(scans), outdir / "failure_scans.png",
+                           title="rigid scans along the MD failure mode")
+    rows = read_scan_csv(table)
+    models = list(dict.fromkeys(m for m, _ in rows))
+    head, body = ["model"], [[m] for m in models]
+    for lb, at in scans.items():
+        unit = next(d["unit"] for (_, a), d in rows.items() if a == lb)
+        head += [f"{lb} at {at:g} {unit}", f"{lb} lowest"]
+        for row, m in zip(body, models, strict=True):
+            d = rows.get((m, lb))
+            row += ["-", "-"] if d is None else [
+                f"{np.interp(at, d['x'], d['rel']):+.2f}", f"{d['rel'].min():+.2f}"]
+    return ["## Scans along the MD failure mode", "", spec.get("note", ""), "",
+            "E − E_ref (eV) along rigid scans from the scan reference geometry:", "",
+            *_table(head, body), "", f"![failure scans]({png.name})", ""]
+
+
 def extra_sections(pipe) -> tuple[list[str], list[str]]:
     """Markdown of the extra stages and their verdict lines."""
     r, text, ver = pipe.results, [], []
@@ -108,6 +134,9 @@ def extra_sections(pipe) -> tuple[list[str], list[str]]:
                         continue
                     ver.append(f"size {n}: {v} survives {a:.0%} vs {base} {b:.0%} -> "
                                f"{'SUPPORTED' if a > b else 'NOT SUPPORTED'}")
+    fs = pipe.cfg["paper"].get("failure_scans")
+    if fs and "scan" in r:
+        text += failure_scan_section(r["scan"]["table"], fs, pipe.run / "report")
     if "extra_tests" in r:
         for name, t in r["extra_tests"].items():
             rows = [[m, e["forces_mae_meV_A"], e["forces_rmse_meV_A"]]
