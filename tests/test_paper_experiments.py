@@ -195,6 +195,7 @@ def test_combustion_tiny_end_to_end(tmp_path):
     for rxn in ("09", "01"):
         m = s["metad"]["runs"][rxn]["scratch"]
         assert m["returncode"] == 0 and 50 < m["T_mean_K"] < 5000  # T read from the log
+        assert m["n_chunks"] == 2 and m["ps_simulated"] == pytest.approx(200 * 0.2e-3)
         assert sum(m["state_fraction"].values()) == pytest.approx(1.0)
     assert s["irc"]["barrier_kJ_mol"]["reference"] > 150  # rxn 9: ~227 kJ/mol up the IRC
 

@@ -291,6 +291,8 @@ def run_metad_stage(pipe, spec: dict) -> dict:
             if c.exists():
                 shutil.rmtree(c)
             c.mkdir()
+            # RESTART: the bias from the HILLS copy (with the hill of the boundary step, which
+            # a run without a break would apply from the next force call on), hills appended
             (c / "plumed.dat").write_text(("RESTART\n" if k else "") + plumed)
             (c / "in.metad").write_text(lammps)
             args = ["-var", "model", str(art), "-var", "steps", str(chunk), "-var", "seed",
