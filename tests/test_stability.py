@@ -201,8 +201,124 @@ def test_failed_run_stops_early_with_the_same_record(tmp_path, tiny_artifact, mo
     left = []
     for proc in __import__("pathlib").Path("/proc").glob("[0-9]*"):
         try:
-            if os.readlink(proc / "cwd") == run_dir:
+            if os.readlink(proc / "cwd").startswith(run_dir):  # in a chunk's folder
                 left.append(proc.name)
         except OSError:
             continue
     assert not left, f"LAMMPS processes left running after the stop: {left}"
+
+
+# ----------------------------------------------------------------------------- chunked runs
+
+# loose criteria: the tiny model's 24-atom box survives the reference trajectory
+LOOSE = {"min_distance": 0.3, "min_oo": 1.0, "max_oh": 3.0}
+
+
+def _chunked(tiny_artifact, out, steps=60, chunk=20, echo=lambda m: None, **kw) -> dict:
+    from ffpt.analysis.stability import run_stability
+
+    run_stability({"tiny": tiny_artifact}, make_water_box(2, seed=0), [300], 1, steps,
+                  dump_every=10, chunk_steps=chunk, workdir=out, jobs=1, progress=False,
+                  echo=echo, **{"criteria": LOOSE, **kw})
+    return json.loads((out / "runs/tiny/T300/seed1/record.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory, tiny_artifact):
+    """60 steps in 3 chunks of 20 (frames every 10 steps), run without a break."""
+    out = tmp_path_factory.mktemp("ref") / "st"
+    return out, _chunked(tiny_artifact, out)
+
+
+@pytest.mark.lammps
+def test_chunks_continue_the_state_and_a_resumed_run_equals_an_uninterrupted_one(
+        tmp_path, tiny_artifact, reference_run):
+    import shutil
+
+    from ffpt.lammps.io import read_dump_frames, read_log
+
+    ref, rec = reference_run
+    assert not rec["failed"] and rec["chunks"] == 3 and rec["steps_completed"] == 60
+    d = ref / "runs/tiny/T300/seed1"
+    assert [f.step for f in read_dump_frames(d / "dump.lammpstrj")] == list(range(0, 70, 10))
+    # chunk k starts from chunk k-1's positions and velocities: the same energies at the seam
+    for k in (1, 2):
+        end = read_log(d / f"chunk{k - 1:04d}/log.lammps").thermo
+        begin = read_log(d / f"chunk{k:04d}/log.lammps").thermo
+        assert begin["Step"][0] == end["Step"][-1] == 20 * k
+        for col in ("Temp", "PotEng", "KinEng"):
+            assert begin[col][0] == pytest.approx(end[col][-1], rel=1e-6, abs=1e-6)
+    temps = np.concatenate([read_log(d / f"chunk{k:04d}/log.lammps").thermo["Temp"][k > 0:]
+                            for k in range(3)])
+    assert len(temps) == 7 and rec["mean_temperature_K"] == pytest.approx(temps.mean())
+    # interrupted in its last chunk: no records, a half-written frame at the dump's end
+    out = tmp_path / "st"
+    shutil.copytree(ref, out)
+    run = out / "runs/tiny/T300/seed1"
+    (run / "record.json").unlink()
+    (run / "chunk0002/record.json").unlink()
+    (run / "chunk0002/final.data").unlink()
+    with open(run / "dump.lammpstrj", "a") as f:
+        f.write("ITEM: TIMESTEP\n50\nITEM: NUMBER OF ATOMS\n")
+    msgs = []
+    again = _chunked(tiny_artifact, out, echo=msgs.append)
+    assert "0 run(s) done, 1 to run (1 resumed)" in msgs[0]
+    assert (run / "dump.lammpstrj").read_bytes() == (d / "dump.lammpstrj").read_bytes()
+    assert (run / "chunk0002/final.data").read_text() == (d / "chunk0002/final.data").read_text()
+    assert (run / "chunk0000/log.lammps").stat().st_mtime == pytest.approx(
+        (d / "chunk0000/log.lammps").stat().st_mtime)  # finished chunks are not run again
+    assert {k: v for k, v in again.items() if k != "wall_s"} == \
+        {k: v for k, v in rec.items() if k != "wall_s"}
+    # a finished run from before chunking (no chunk_steps in its settings) is reused
+    settings = json.loads((run / "settings.json").read_text())
+    del settings["chunk_steps"]
+    (run / "settings.json").write_text(json.dumps(settings))
+    msgs.clear()
+    _chunked(tiny_artifact, out, echo=msgs.append, chunk=30)
+    assert "1 run(s) done, 0 to run" in msgs[0]
+
+
+@pytest.mark.lammps
+def test_a_failure_in_a_later_chunk_ends_the_run_there(tmp_path, tiny_artifact, reference_run,
+                                                        monkeypatch):
+    """A frame of chunk 2 (from the reference trajectory) marked as broken: the run stops at
+    it, with or without stopping LAMMPS early, and runs no later chunk; a temperature above
+    the fix halt threshold in chunk 1 (the reference's thermo) ends the run there."""
+    import ffpt.analysis.stability as st
+    from ffpt.lammps.chunks import merge_by_step
+    from ffpt.lammps.io import read_dump_frames, read_log
+
+    ref, _ = reference_run
+    d = ref / "runs/tiny/T300/seed1"
+    marked = next(f for f in read_dump_frames(d / "dump.lammpstrj") if f.step == 50).positions
+    plain = st.StabilityChecker.failure
+
+    def failure(self, pos, cell, pbc):
+        return "marked frame" if np.array_equal(pos, marked) else plain(self, pos, cell, pbc)
+
+    monkeypatch.setattr(st.StabilityChecker, "failure", failure)
+    monkeypatch.setattr(st, "POLL_S", 0.2)
+    for stop in (True, False):
+        out = tmp_path / f"st{stop}"
+        rec = _chunked(tiny_artifact, out, steps=80, stop_on_failure=stop)
+        assert (rec["failed"], rec["failure_step"], rec["reason"]) == (True, 50, "marked frame")
+        assert rec["time_ps"] == pytest.approx(50 * 0.5e-3)
+        assert rec["chunks"] == (3 if stop else 4)  # past the failure: the full length
+        assert (out / "runs/tiny/T300/seed1/chunk0003").exists() != stop
+    monkeypatch.setattr(st.StabilityChecker, "failure", plain)
+    # fix halt: a threshold between the hottest line so far and a later, hotter one
+    logs = [read_log(d / f"chunk{k:04d}/log.lammps").thermo for k in range(3)]
+    steps = merge_by_step([(th["Step"], th["Step"]) for th in logs])
+    temps = np.array(merge_by_step([(th["Step"], th["Temp"]) for th in logs]))
+    j = next((i for i in range(3, len(temps)) if temps[i] > temps[:i].max()), None)
+    if j is None:
+        pytest.skip("the reference never gets hotter than its first two chunks")
+    t_factor = (temps[j] + temps[:j].max()) / 2 / 300.0
+    rec = _chunked(tiny_artifact, tmp_path / "halt", criteria={**LOOSE, "t_factor": t_factor})
+    k = int(steps[j]) // 20 - (int(steps[j]) % 20 == 0)
+    assert rec["failed"] and rec["failure_step"] == steps[j] and "temperature" in rec["reason"]
+    assert rec["chunks"] == k + 1
+    halt = read_log(tmp_path / f"halt/runs/tiny/T300/seed1/chunk{k:04d}/log.lammps")
+    assert halt.halt_step == steps[j]  # fix halt counts the steps of the whole run
+    with pytest.raises(ValueError, match="multiple of dump_every"):
+        _chunked(tiny_artifact, tmp_path / "bad", chunk=15)

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ffpt.lammps.chunks import chunk_dir, chunk_seed, merge_by_step
 from ffpt.lammps.io import THERMOSTAT
 
 SYSTEMS = ("molecule", "water", "reactive")
@@ -256,12 +257,18 @@ POLL_S = 5.0
 _MODEL_ERRORS = ("non-finite", "NaN", "Lost atoms", "Out of range", "Bond atoms missing")
 
 
-def _failure_monitor(dump: Path, checker: StabilityChecker) -> Callable[[], bool]:
-    """True once a frame appended to ``dump`` fails the criteria (the run can stop there:
-    the record is read from the frames up to the first failure either way)."""
+#: steps per LAMMPS chunk of a run (``chunk_steps``); an interrupted run resumes at its chunk
+DEFAULT_CHUNK_STEPS = 10_000
+
+
+def _failure_monitor(dump: Path, checker: StabilityChecker,
+                     offset: int = 0) -> Callable[[], bool]:
+    """True once a frame appended to ``dump`` after byte ``offset`` fails the criteria (the
+    run can stop there: the record is read from the frames up to the first failure either
+    way)."""
     from ffpt.lammps.io import DumpTail
 
-    tail = DumpTail(dump)
+    tail = DumpTail(dump, offset)
 
     def failed() -> bool:
         return any(checker.failure(fr.positions, fr.cell, fr.pbc) is not None
@@ -269,32 +276,69 @@ def _failure_monitor(dump: Path, checker: StabilityChecker) -> Callable[[], bool
     return failed
 
 
-def run_one(run: dict, atoms, types: list[str], checker: StabilityChecker,
-            timeout: float | None = None, stop_on_failure: bool = True) -> dict:
-    """One MD run in ``run['dir']``; returns its record (see :func:`run_stability`).
-    ``stop_on_failure`` ends LAMMPS soon after the first failing frame (same record)."""
-    from ffpt.lammps.io import langevin_input, read_dump_frames, read_log, write_data
+def finished_chunks(run_dir: Path) -> list[dict]:
+    """Records of a run's finished chunks in order, up to the first one without a record and
+    up to one that ends the run (failure, timeout, last step)."""
+    out: list[dict] = []
+    while (rec := chunk_dir(run_dir, len(out)) / "record.json").is_file():
+        out.append(json.loads(rec.read_text()))
+        if out[-1]["ends_run"]:
+            break
+    return out
+
+
+def _resume(d: Path) -> list[dict]:
+    """The finished chunks of run ``d`` to continue from; later chunk folders are removed and
+    the dump is cut back to the end of the last finished chunk (an interrupted chunk's
+    frames go)."""
+    recs = finished_chunks(d)
+    dump = d / "dump.lammpstrj"
+    size = recs[-1]["dump_bytes"] if recs else 0
+    if size and (not dump.is_file() or dump.stat().st_size < size):
+        recs, size = [], 0  # the dump lost frames of finished chunks: start again
+    for c in d.glob("chunk[0-9][0-9][0-9][0-9]"):
+        if int(c.name[5:]) >= len(recs):
+            shutil.rmtree(c)
+    if dump.is_file():
+        os.truncate(dump, size)
+    return recs
+
+
+def _run_chunk(d: Path, k: int, types: list[str], pbc, checker: StabilityChecker,
+               s: dict, timeout: float | None, stop_on_failure: bool,
+               find_event: bool) -> dict:
+    """Chunk ``k`` of run ``d`` (steps ``k`` x ``chunk_steps`` on) in ``d/chunkNNNN``; returns
+    its record (failure or event found in its frames and thermo, completed step, dump size)."""
+    from ffpt.lammps.io import langevin_input, read_dump_frames, read_log
     from ffpt.lammps.runner import LammpsError, failure_message, run_lammps
 
-    d = Path(run["dir"])
-    s = run["settings"]
-    write_data(atoms, d / "start.data", types, rotate=True)
+    step0 = k * s["chunk_steps"]
+    n = min(s["chunk_steps"], s["steps"] - step0)
+    c, dump = chunk_dir(d, k), d / "dump.lammpstrj"
+    c.mkdir()
+    offset = dump.stat().st_size if dump.is_file() else 0
     t_halt = checker.c.t_factor * s["temperature_K"]
-    (d / "in.lmp").write_text(langevin_input(
-        s["artifact"], types, s["temperature_K"], s["steps"], s["timestep_fs"], s["friction_ps"],
-        s["seed"], s["seed"] + 100003, s["dump_every"], s["dump_every"], atoms.pbc,
-        checker.c.t_factor))
-    monitor = _failure_monitor(d / "dump.lammpstrj", checker) if stop_on_failure else None
-    lmp = run_lammps("in.lmp", d, threads=1, timeout=timeout, check=False, screen=False,
+    (c / "in.lmp").write_text(langevin_input(
+        s["artifact"], types, s["temperature_K"], n, s["timestep_fs"], s["friction_ps"],
+        s["seed"], chunk_seed(s["seed"] + 100003, k), s["dump_every"], s["dump_every"], pbc,
+        checker.c.t_factor, data=f"../{chunk_dir(d, k - 1).name}/final.data" if k else
+        "../start.data", dump="../dump.lammpstrj", step0=step0, continued=k > 0,
+        final="final.data"))
+    monitor = _failure_monitor(dump, checker, offset) if stop_on_failure else None
+    lmp = run_lammps("in.lmp", c, threads=1, timeout=timeout, check=False, screen=False,
                      monitor=monitor, poll_s=POLL_S)
-    log = read_log(d / "log.lammps") if (d / "log.lammps").is_file() else None
+    log = read_log(c / "log.lammps") if (c / "log.lammps").is_file() else None
     thermo = log.thermo if log else {}
+    if thermo and k:  # the first line repeats the previous chunk's last
+        keep = thermo["Step"] > step0
+        thermo = {key: v[keep] for key, v in thermo.items()}
     error = log.errors[0] if log and log.errors else None
-    if not thermo and not lmp.timed_out and not (
-            error and any(k in error for k in _MODEL_ERRORS)):
-        raise LammpsError(f"run {d} could not start: " + failure_message(lmp))
-    frames = read_dump_frames(d / "dump.lammpstrj") if (d / "dump.lammpstrj").is_file() else []
-    completed = max([int(thermo["Step"][-1])] if thermo else [0] + [f.step for f in frames])
+    if not (log and log.thermo) and not lmp.timed_out and not (
+            error and any(e in error for e in _MODEL_ERRORS)):
+        raise LammpsError(f"run {c} could not start: " + failure_message(lmp))
+    frames = [fr for fr in (read_dump_frames(dump, offset) if dump.is_file() else [])
+              if fr.step > step0 or not k]
+    completed = max([int(thermo["Step"][-1])] if thermo else [step0] + [f.step for f in frames])
     if lmp.stopped and frames:  # the log may not be flushed up to the dump's last frame
         completed = max(completed, frames[-1].step)
     if log and log.halt_step is not None:
@@ -307,7 +351,7 @@ def run_one(run: dict, atoms, types: list[str], checker: StabilityChecker,
         if why is not None:
             fail_step, reason = fr.step, why
             break
-        if event is None and checker.c.system == "reactive":
+        if find_event and event is None and checker.c.system == "reactive":
             event = checker.composition_change(fr.positions, fr.cell, fr.pbc)
             event_step = fr.step if event else None
     if thermo and "Temp" in thermo:
@@ -319,24 +363,75 @@ def run_one(run: dict, atoms, types: list[str], checker: StabilityChecker,
         fail_step = log.halt_step
         reason = f"temperature {log.halt_value:.0f} K > {t_halt:.0f} K (fix halt)"
     if fail_step is None and lmp.stopped:  # the last frames were not flushed: read them again
-        raise LammpsError(f"run {d}: stopped at a failure the dump does not show; rerun it")
-    if fail_step is None and not lmp.timed_out and completed < s["steps"]:
+        raise LammpsError(f"run {c}: stopped at a failure the dump does not show; rerun it")
+    if fail_step is None and not lmp.timed_out and completed < step0 + n:
         fail_step = completed
         reason = f"LAMMPS stopped: {error}" if error else "MD stopped early (see log.lammps)"
+    if fail_step is None and not lmp.timed_out and step0 + n < s["steps"] and not (
+            c / "final.data").is_file():
+        raise LammpsError(f"run {c}: no final.data to continue from: " + failure_message(lmp))
+    return {
+        "chunk": k, "step0": step0, "steps": n, "seed2": chunk_seed(s["seed"] + 100003, k),
+        "steps_completed": int(min(completed, step0 + n)), "failure_step": fail_step,
+        "reason": reason, "timed_out": lmp.timed_out, "composition_change": event,
+        "event_step": event_step, "wall_s": lmp.wall_s,
+        "lammps_error": None if lmp.stopped else error, "stopped_at_failure": lmp.stopped,
+        "dump_bytes": dump.stat().st_size if dump.is_file() else 0,
+        "ends_run": lmp.timed_out or step0 + n >= s["steps"] or (fail_step is not None and (
+            stop_on_failure or not (c / "final.data").is_file())),
+    }
+
+
+def _thermo_temperatures(d: Path, n: int) -> np.ndarray:
+    """Temperatures of the thermo lines of a run's first ``n`` chunks as one series."""
+    from ffpt.lammps.io import read_log
+
+    logs = [read_log(chunk_dir(d, k) / "log.lammps") for k in range(n)
+            if (chunk_dir(d, k) / "log.lammps").is_file()]
+    return np.asarray(merge_by_step([(log.thermo["Step"], log.thermo["Temp"]) for log in logs
+                                     if "Temp" in log.thermo]), float)
+
+
+def run_one(run: dict, atoms, types: list[str], checker: StabilityChecker,
+            timeout: float | None = None, stop_on_failure: bool = True) -> dict:
+    """One MD run in ``run['dir']`` as consecutive chunks of ``chunk_steps`` (continuing after
+    its last finished chunk); returns its record (see :func:`run_stability`). With
+    ``stop_on_failure`` a failed chunk is the last one and LAMMPS ends soon after the first
+    failing frame (same record); without it the run goes on to its full length."""
+    from ffpt.lammps.io import write_data
+
+    d = Path(run["dir"])
+    s = run["settings"]
+    recs = _resume(d)
+    if not recs:
+        write_data(atoms, d / "start.data", types, rotate=True)
+    while not (recs and recs[-1]["ends_run"]):
+        spent = sum(r["wall_s"] for r in recs)
+        left = None if timeout is None else max(1.0, timeout - spent)
+        rec = _run_chunk(d, len(recs), types, atoms.pbc, checker, s, left, stop_on_failure,
+                         not any(r["composition_change"] or r["failure_step"] is not None
+                                 for r in recs))
+        _write_json(chunk_dir(d, len(recs)) / "record.json", rec)
+        recs.append(rec)
+    last = recs[-1]
+    first = next((r for r in recs if r["failure_step"] is not None), last)  # past failure
+    event = next((r for r in recs if r["composition_change"]), None)
     dt_ps = s["timestep_fs"] / 1000.0
-    failed = fail_step is not None
-    end = fail_step if failed else completed
+    failed = first["failure_step"] is not None
+    end = first["failure_step"] if failed else last["steps_completed"]
+    temps = _thermo_temperatures(d, len(recs))
     return {
         "model": s["model"], "temperature_K": s["temperature_K"], "seed": s["seed"],
-        "steps_requested": s["steps"], "steps_completed": int(min(completed, s["steps"])),
-        "failed": failed, "failure_step": fail_step, "reason": reason or (
-            "timed out (censored)" if lmp.timed_out else "stable"),
-        "time_ps": end * dt_ps, "timed_out": lmp.timed_out,
-        "composition_change": event, "event_step": event_step,
-        "event_time_ps": None if event_step is None else event_step * dt_ps,
-        "mean_temperature_K": float(np.nanmean(thermo["Temp"])) if thermo else None,
-        "wall_s": lmp.wall_s, "lammps_error": None if lmp.stopped else error,
-        "stopped_at_failure": lmp.stopped,
+        "steps_requested": s["steps"], "steps_completed": last["steps_completed"],
+        "failed": failed, "failure_step": first["failure_step"], "reason": first["reason"] or (
+            "timed out (censored)" if last["timed_out"] else "stable"),
+        "time_ps": end * dt_ps, "timed_out": last["timed_out"],
+        "composition_change": event and event["composition_change"],
+        "event_step": event and event["event_step"],
+        "event_time_ps": None if event is None else event["event_step"] * dt_ps,
+        "mean_temperature_K": float(np.nanmean(temps)) if len(temps) else None,
+        "wall_s": sum(r["wall_s"] for r in recs), "lammps_error": last["lammps_error"],
+        "stopped_at_failure": last["stopped_at_failure"], "chunks": len(recs),
     }
 
 
@@ -373,8 +468,12 @@ def _model_elements(artifact: Path) -> list[str]:
 
 def plan_runs(models: dict[str, str | os.PathLike], atoms, temperatures, seeds, steps: int,
               timestep_fs: float, friction_ps: float, criteria: Criteria, workdir: Path,
-              dump_every: int, overwrite: bool) -> tuple[list[dict], list[dict]]:
-    """(runs to do, finished records to reuse). Refuses changed settings unless ``overwrite``."""
+              dump_every: int, overwrite: bool,
+              chunk_steps: int = DEFAULT_CHUNK_STEPS) -> tuple[list[dict], list[dict]]:
+    """(runs to do, finished records to reuse). Refuses changed settings unless ``overwrite``.
+    A run to do is ``fresh`` unless it continues finished chunks of the same settings. A
+    finished run made before runs went in chunks (settings without ``chunk_steps``, the rest
+    the same) is reused."""
     start_hash = _atoms_hash(atoms)
     present = set(atoms.get_chemical_symbols())
     todo, done = [], []
@@ -395,13 +494,18 @@ def plan_runs(models: dict[str, str | os.PathLike], atoms, temperatures, seeds, 
                     "steps": int(steps), "timestep_fs": float(timestep_fs),
                     "friction_ps": float(friction_ps), "dump_every": int(dump_every),
                     "criteria": asdict(criteria), "thermostat": THERMOSTAT,
+                    "chunk_steps": min(int(chunk_steps), int(steps)),
                 }
                 d = workdir / "runs" / name / f"T{float(temp):g}" / f"seed{int(seed)}"
-                run = {"dir": str(d), "settings": settings}
+                run = {"dir": str(d), "settings": settings, "fresh": True}
                 old = d / "settings.json"
                 if old.is_file():
                     prev = json.loads(old.read_text())
-                    if prev != settings and not overwrite:
+                    if "chunk_steps" not in prev:  # an unchunked run: same physics
+                        prev = {**prev, "chunk_steps": settings["chunk_steps"]}
+                        if prev == settings and not (d / "record.json").is_file():
+                            prev = {}  # unfinished: nothing to continue from
+                    if prev != settings and prev and not overwrite:
                         diff = sorted(k for k in set(prev) | set(settings)
                                       if prev.get(k) != settings.get(k))
                         raise ValueError(f"{d} holds a run with other settings ({', '.join(diff)}"
@@ -410,6 +514,7 @@ def plan_runs(models: dict[str, str | os.PathLike], atoms, temperatures, seeds, 
                     if prev == settings and (d / "record.json").is_file():
                         done.append(json.loads((d / "record.json").read_text()))
                         continue
+                    run["fresh"] = prev != settings
                 todo.append(run)
     return todo, done
 
@@ -432,6 +537,7 @@ def run_stability(
     progress: bool = True,
     echo: Callable[[str], None] = print,
     stop_on_failure: bool = True,
+    chunk_steps: int = DEFAULT_CHUNK_STEPS,
 ) -> dict:
     """Langevin MD of every model x temperature x seed in LAMMPS; returns the summary.
 
@@ -441,7 +547,9 @@ def run_stability(
     ``criteria``: overrides of :class:`Criteria` fields. ``jobs`` LAMMPS processes run at once
     (one thread each). Each run writes ``runs/<model>/T<K>/seed<n>/`` (input, log, dump,
     ``settings.json``, ``record.json``) under ``workdir``; finished runs with the same settings
-    are reused, changed settings raise unless ``overwrite``. ``stop_on_failure`` ends a run
+    are reused, changed settings raise unless ``overwrite``. A run goes in LAMMPS chunks of
+    ``chunk_steps`` (``chunkNNNN/``: input, log, final state, a record each; one dump), so an
+    interrupted run resumes after its last finished chunk. ``stop_on_failure`` ends a run
     soon after its first failing frame (the record is the same; the dump is shorter). Writes
     ``summary.json``, ``summary.md`` and ``survival.png``.
     """
@@ -455,6 +563,9 @@ def run_stability(
         raise ValueError("give at least one model (NAME=ARTIFACT)")
     if steps <= 0 or dump_every <= 0 or timestep_fs <= 0 or friction_ps <= 0:
         raise ValueError("steps, dump_every, timestep and friction must be positive")
+    if chunk_steps <= 0 or (chunk_steps < steps and chunk_steps % dump_every):
+        raise ValueError(f"chunk_steps ({chunk_steps}) must be a positive multiple of "
+                         f"dump_every ({dump_every}); change one of them")
     temperatures = [float(t) for t in temperatures]
     if not temperatures or min(temperatures) <= 0:
         raise ValueError("give at least one positive temperature (K)")
@@ -467,17 +578,19 @@ def run_stability(
     crit = Criteria(**crit)
     workdir = Path(workdir)
     todo, done = plan_runs(models, atoms, temperatures, seeds, steps, timestep_fs, friction_ps,
-                           crit, workdir, dump_every, overwrite)
+                           crit, workdir, dump_every, overwrite, chunk_steps)
     checker = StabilityChecker(atoms, crit)
     types = sorted(set(atoms.get_chemical_symbols()), key=lambda s: atomic_numbers[s])
+    resumed = sum(not r["fresh"] for r in todo)
     echo(f"stability: {len(models)} model(s) x {len(temperatures)} temperature(s) x "
          f"{len(seeds)} seed(s), system {crit.system}; {len(done)} run(s) done, {len(todo)} to "
-         f"run with {jobs} LAMMPS process(es) in {workdir}")
+         f"run{f' ({resumed} resumed)' if resumed else ''} with {jobs} LAMMPS process(es) in "
+         f"{workdir}")
     records = list(done)
-    for run in todo:
+    for run in (r for r in todo if r["fresh"]):
         d = Path(run["dir"])
         if d.exists():
-            shutil.rmtree(d)  # an interrupted run with these settings, or --overwrite
+            shutil.rmtree(d)  # --overwrite, or an unchunked run without a record
         d.mkdir(parents=True)
         _write_json(d / "settings.json", run["settings"])
 
@@ -502,7 +615,7 @@ def run_stability(
     summary = summarize(records, list(models), temperatures, crit, {
         "start": str(start) if isinstance(start, str | os.PathLike) else "Atoms",
         "steps": steps, "timestep_fs": timestep_fs, "friction_ps": friction_ps,
-        "dump_every": dump_every, "seeds": seeds,
+        "dump_every": dump_every, "chunk_steps": chunk_steps, "seeds": seeds,
         "models": {k: str(Path(v).resolve()) for k, v in models.items()}})
     write_report(summary, workdir)
     return summary

@@ -45,6 +45,9 @@ def _floats(text: str) -> list[float]:
               help="LAMMPS processes at once (one thread each)")
 @click.option("--dump-every", default=20, show_default=True, type=click.IntRange(1),
               help="steps between checked frames (and thermo lines)")
+@click.option("--chunk-steps", default=10_000, show_default=True, type=click.IntRange(1),
+              help="steps per LAMMPS chunk (a multiple of --dump-every): an interrupted run "
+                   "resumes after its last finished chunk")
 @click.option("--bond-tolerance", default=0.5, show_default=True, type=float,
               help="molecule: largest bond-length change (A)")
 @click.option("--min-distance", default=None, type=float,
@@ -57,8 +60,8 @@ def _floats(text: str) -> list[float]:
               help="run every MD to its full length (default: stop a run once it has failed)")
 @click.option("--no-progress", is_flag=True, help="no progress bar")
 def stability(models, start, temps, seeds, steps, timestep, friction, system, jobs, dump_every,
-              bond_tolerance, min_distance, timeout, output, overwrite, run_past_failure,
-              no_progress) -> None:
+              chunk_steps, bond_tolerance, min_distance, timeout, output, overwrite,
+              run_past_failure, no_progress) -> None:
     """Langevin MD (LAMMPS, pair_style ffpt) of each MODEL (NAME=ARTIFACT) from --start at
     each temperature and seed; counts failures and writes summary.json, summary.md and the
     Kaplan-Meier survival curves survival.png into -o."""
@@ -69,7 +72,7 @@ def stability(models, start, temps, seeds, steps, timestep, friction, system, jo
                             friction, system, output, jobs, dump_every, criteria=crit,
                             overwrite=overwrite, timeout=timeout, progress=not no_progress,
                             echo=lambda m: click.echo(m, err=True),
-                            stop_on_failure=not run_past_failure)
+                            stop_on_failure=not run_past_failure, chunk_steps=chunk_steps)
     for m, per_t in summary["results"].items():
         for temp, c in per_t.items():
             med = c["median_time_to_failure_ps"]

@@ -68,7 +68,7 @@ def _scan_reference(sc: dict):
 
 def run_survival(pipe) -> dict:
     """Langevin MD of every deployed variant: seeds x temperatures, Kaplan-Meier summary."""
-    from ffpt.analysis.stability import run_stability
+    from ffpt.analysis.stability import DEFAULT_CHUNK_STEPS, run_stability
 
     st = pipe.cfg["stability"]
     models = {v: pipe.results["deploy"][v]["artifact"] for v in pipe.variants}
@@ -85,6 +85,7 @@ def run_survival(pipe) -> dict:
         seeds=int(st["seeds"]), steps=int(st["steps"]), timestep_fs=float(st["timestep"]),
         friction_ps=float(st["friction"]), system=st["system"], workdir=workdir,
         jobs=int(st["jobs"]), dump_every=int(st["dump_every"]), overwrite=True,
+        chunk_steps=int(st.get("chunk_steps") or DEFAULT_CHUNK_STEPS),
         progress=pipe.progress, echo=pipe.echo,
     )
     duration_ps = int(st["steps"]) * float(st["timestep"]) / 1000.0

@@ -18,6 +18,8 @@ import numpy as np
 
 from ffpt.config import REPO_ROOT, expand_path
 from ffpt.data.frames import FrameSet
+from ffpt.lammps.chunks import chunk_dir, chunk_seed
+from ffpt.lammps.chunks import merge_by_step as _merge_by_step
 
 KCAL_PER_EV = 23.060548
 KJ_PER_EV = 96.485332
@@ -190,18 +192,6 @@ def chunk_plan(spec: dict) -> tuple[int, int]:
     return steps // chunk, chunk
 
 
-def chunk_seed(seed: int, k: int) -> int:
-    """Langevin seed of chunk ``k``: the base seed for the first, then one from (seed, k)."""
-    if k == 0:
-        return seed
-    return int.from_bytes(hashlib.sha256(f"{seed}:{k}".encode()).digest()[:4], "little") \
-        % 900_000_000 + 1
-
-
-def chunk_dir(d: Path, k: int) -> Path:
-    return d / f"chunk{k:04d}"
-
-
 def _chunk_record(d: Path, k: int) -> dict | None:
     rec = chunk_dir(d, k) / "record.json"
     return json.loads(rec.read_text()) if rec.is_file() else None
@@ -325,18 +315,6 @@ def run_metad_stage(pipe, spec: dict) -> dict:
             d = pipe.run / "metad" / f"rxn{rxn}" / m
             out.setdefault(rxn, {})[m] = analyse_metad(d, spec)
     return {"settings": spec, "runs": out}
-
-
-def _merge_by_step(parts: list[tuple[np.ndarray, list]]) -> list:
-    """Items of consecutive chunks as one series: a chunk's items at steps already covered
-    (its first thermo line, dump frame: the previous chunk's last) are dropped."""
-    out, last = [], -np.inf
-    for steps, items in parts:
-        for s, item in zip(steps, items, strict=True):
-            if s > last:
-                out.append(item)
-                last = s
-    return out
 
 
 def metad_colvar(d: Path, n: int | None = None) -> np.ndarray:

@@ -87,18 +87,18 @@ pair_coeff      * * {artifact} {types}
 neighbor        1.0 {neigh}
 neigh_modify    every 1 delay 0 check yes
 timestep        {dt_ps}
-velocity        all create {temperature} {seed} mom yes rot {rot} dist gaussian
-fix             nve all nve
+reset_timestep  {step0}
+{velocity}fix             nve all nve
 fix             thermostat all langevin {temperature} {temperature} {damp_ps} {seed2} zero {zero}
 {temp_dof}thermo_style    custom step temp pe ke etotal press
 thermo_modify   norm no flush yes
 thermo          {thermo_every}
 dump            traj all custom {dump_every} {dump} id type x y z
-dump_modify     traj sort id
+dump_modify     traj sort id{dump_more}
 variable        T equal temp
 fix             halt all halt {thermo_every} v_T > {t_halt} error soft
 run             {steps}
-"""
+{final}"""
 
 
 #: The thermostat recipe of :func:`langevin_input`; it enters the stability settings, so runs
@@ -115,13 +115,21 @@ def langevin_input(artifact: str | os.PathLike, types: list[str], temperature: f
                    steps: int, timestep_fs: float, friction_ps: float, seed: int, seed2: int,
                    thermo_every: int, dump_every: int, pbc=(True, True, True),
                    t_factor: float = 10.0, data: str = "start.data",
-                   dump: str = "dump.lammpstrj") -> str:
+                   dump: str = "dump.lammpstrj", step0: int = 0, continued: bool = False,
+                   final: str | None = None) -> str:
     """LAMMPS input: ``fix nve`` + ``fix langevin`` (damping time 1/``friction_ps``) with
     ``pair_style ffpt``, velocities from ``seed``, thermo/dump every N steps, and a ``fix halt``
     when T exceeds ``t_factor`` x the target. Non-periodic directions are shrink-wrapped and,
     for a fully non-periodic system, the angular momentum is removed (see :data:`THERMOSTAT`
-    for the random-force zeroing)."""
+    for the random-force zeroing).
+
+    Chunks of a long run (:mod:`ffpt.lammps.chunks`): the step counter starts at ``step0``;
+    ``continued`` keeps the velocities of ``data`` (a previous chunk's ``final``) and appends
+    to ``dump`` from the step after ``step0`` (that frame is the previous chunk's last);
+    ``final`` names the ``write_data`` file of the end state (full precision, velocities and
+    image flags)."""
     molecule = not any(pbc)
+    rot = "no" if any(pbc) else "yes"
     return LANGEVIN_INPUT.format(
         zero="no" if molecule else "yes",
         temp_dof="compute_modify   thermo_temp extra/dof 0   # T over all 3N dof\n"
@@ -129,9 +137,13 @@ def langevin_input(artifact: str | os.PathLike, types: list[str], temperature: f
         boundary=" ".join("p" if p else "s" for p in pbc), data=data,
         neigh="bin" if any(pbc) else "nsq",  # bins fail in a shrink-wrapped few-atom box
         artifact=Path(artifact).resolve(), types=" ".join(types), dt_ps=timestep_fs / 1000.0,
-        temperature=float(temperature), seed=int(seed), seed2=int(seed2),
-        rot="no" if any(pbc) else "yes", damp_ps=1.0 / friction_ps, thermo_every=thermo_every,
-        dump_every=dump_every, dump=dump, t_halt=t_factor * float(temperature), steps=steps)
+        temperature=float(temperature), seed2=int(seed2), step0=int(step0),
+        velocity="" if continued else f"velocity        all create {float(temperature)} "
+        f"{int(seed)} mom yes rot {rot} dist gaussian\n",
+        damp_ps=1.0 / friction_ps, thermo_every=thermo_every, dump_every=dump_every, dump=dump,
+        dump_more=f" append yes delay {int(step0) + 1}" if continued else "",
+        t_halt=t_factor * float(temperature), steps=steps,
+        final=f"write_data      {final} nocoeff\n" if final else "")
 
 
 # ----------------------------------------------------------------------------- dumps
@@ -181,10 +193,12 @@ def _box(header: str, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return np.diag(b[:, 1] - b[:, 0]), b[:, 0].copy(), pbc
 
 
-def read_dump_frames(path: str | os.PathLike) -> list[DumpFrame]:
-    """All frames of a text ``dump custom`` (columns include ``id``; sorted by id).
-    A truncated last frame (crashed run) is dropped."""
-    return parse_dump_text(Path(path).read_text(errors="replace"))
+def read_dump_frames(path: str | os.PathLike, offset: int = 0) -> list[DumpFrame]:
+    """All frames of a text ``dump custom`` (columns include ``id``; sorted by id), from byte
+    ``offset`` on (a frame's start). A truncated last frame (crashed run) is dropped."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return parse_dump_text(f.read().decode(errors="replace"))
 
 
 class DumpTail:
@@ -196,9 +210,9 @@ class DumpTail:
 
     _HEAD = b"ITEM: TIMESTEP"
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, offset: int = 0):
         self.path = Path(path)
-        self.offset = 0
+        self.offset = offset  # a frame's start: frames before it are not read
 
     def new_frames(self) -> list[DumpFrame]:
         """Complete frames written since the previous call (``[]`` before the dump exists)."""
