@@ -106,7 +106,18 @@ class PairFFPT : public Pair {
                                        int nlocal);
   void compute_layers();
   torch::Tensor exchange_forward(const torch::Tensor &x, int nnodes);
-  torch::Tensor exchange_reverse(const torch::Tensor &g, int nnodes);
+  torch::Tensor exchange_reverse(const torch::Tensor &g, int nnodes, int nout);
+  // the layer exchange moves only the rows of atoms that some rank's graph reads (brick comm):
+  // per swap, which atoms of the send list and which received ghosts carry a row
+  enum CommMode { COMM_ALL, COMM_FLAGS, COMM_MASKED };
+  CommMode comm_mode = COMM_ALL;
+  bool comm_masked = false;                           // this step's exchange uses the masks
+  bool masks_ready = false;                           // set since the last list rebuild
+  int comm_call = 0, comm_swaps = 0;                  // swap of the current pack/unpack; count
+  std::vector<double> comm_need;                      // per atom: > 0 if its row is read
+  std::vector<std::vector<char>> send_mask, recv_mask;    // by reverse-comm call order
+  void setup_exchange_masks(int nnodes);
+  const std::vector<char> &exchange_mask(std::vector<std::vector<char>> &masks, int c, int n);
   void add_forces_and_virial(const double *g, int nnodes);
   int build_unfolded_graph();
   void set_node(int k, int a);

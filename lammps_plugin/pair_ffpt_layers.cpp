@@ -10,8 +10,10 @@
  *
  * Artifacts with the paired pieces (edge_pairs, edge_features_paired, interaction_paired) run
  * those: one message and one set of edge MLPs per edge whose reverse is in the graph, as the
- * one-call model (edges to ghosts stay single); older artifacts run the plain pieces. The pieces
- * run with the graph executor's optimisation off (no symbolic autodiff of the pieces).
+ * one-call model (edges to ghosts stay single); older artifacts run the plain pieces. With
+ * interaction_owned a layer returns the owned rows only (its node update skips the ghost rows,
+ * which the exchange replaces). The pieces run with the graph executor's optimisation off (no
+ * symbolic autodiff of the pieces).
  *
  * Forward: before interaction k > 0 the owned rows of x go to LAMMPS forward communication
  * (pack/unpack_forward_comm), which fills every ghost atom with its owner's features (periodic
@@ -32,6 +34,7 @@
  * rank). Ghost atoms outside the graph still relay rows in multi-hop swaps, so the exchange
  * buffer (comm_rows) is per LAMMPS atom, not per node (as SevenNet's x_comm_hold). A float32
  * model exchanges float32 rows, two numbers per double of the comm buffer (half the bytes).
+ * With the brick comm only the rows that some rank reads travel (setup_exchange_masks).
  */
 #include "pair_ffpt.h"
 #include "ffpt_lammps_compat.h"
@@ -40,6 +43,7 @@
 #include "comm.h"
 #include "error.h"
 #include "neigh_list.h"
+#include "neighbor.h"
 #include "update.h"
 
 #include <torch/csrc/autograd/autograd.h>
@@ -86,8 +90,64 @@ static void add_row(void *dst, const void *src, size_t n, torch::ScalarType dtyp
   }
 }
 
-/* x [nnodes, C] of this rank's layer output -> the same with ghost rows set to their owners'
-   rows (forward communication). Every rank calls it, also ranks without atoms. */
+/* The rows the exchange must move (brick comm; tiled comm moves all rows), set when the
+   neighbour lists are rebuilt: a rank reads the rows of its ghost nodes, which are neighbour-list
+   entries of its owned atoms (and of those ghosts with layer_hops = 2) until the next rebuild;
+   with fold, images of owned atoms are not ghost nodes. A reverse comm of these flags also marks
+   the ghosts that relay such rows in later swaps (multi-hop swaps, periodic images) and
+   records, per swap, which atoms of the send list and which received ghosts carry a row.
+   LAMMPS otherwise moves every ghost (~7x the ghost nodes of a 2-rank 1,536-atom water box:
+   y/z images, the skin) in every layer exchange. */
+void PairFFPT::setup_exchange_masks(int /*nnodes*/)
+{
+  if (masks_ready && neighbor->ago != 0) return;    // rebuilds happen on all ranks at once
+  masks_ready = true;
+  comm_masked = comm->style == 0;
+  if (!comm_masked) return;
+  const int nlocal = atom->nlocal;
+  const int nall = nlocal + atom->nghost;
+  const tagint *tag = atom->tag;
+  std::vector<char> owned_tag;
+  if (fold) {
+    tagint maxtag = 0;
+    for (int i = 0; i < nall; i++) maxtag = std::max(maxtag, tag[i]);
+    owned_tag.assign(maxtag + 1, 0);
+    for (int i = 0; i < nlocal; i++) owned_tag[tag[i]] = 1;
+  }
+  comm_need.assign(nall, 0.0);
+  std::vector<int> frontier(nlocal), next;
+  for (int i = 0; i < nlocal; i++) frontier[i] = i;
+  for (int hop = 0; hop < layer_hops; hop++) {
+    next.clear();
+    for (int a : frontier)
+      for (int jj = 0; jj < list->numneigh[a]; jj++) {
+        const int j = list->firstneigh[a][jj] & NEIGHMASK;
+        if (j < nlocal || comm_need[j] > 0.0 || (fold && owned_tag[tag[j]])) continue;
+        comm_need[j] = 1.0;
+        next.push_back(j);
+      }
+    frontier.swap(next);
+  }
+  comm_mode = COMM_FLAGS;
+  comm_call = 0;
+  ffpt_compat::reverse_comm(comm, this, 1);
+  comm_swaps = comm_call;
+  comm_mode = COMM_ALL;
+}
+
+/* The mask of call c (reverse order of the swaps) for a pack/unpack of n atoms. */
+const std::vector<char> &PairFFPT::exchange_mask(std::vector<std::vector<char>> &masks, int c,
+                                                 int n)
+{
+  if (c < 0 || c >= comm_swaps || (int) masks[c].size() != n)
+    error->one(FLERR, "pair_style ffpt: the layer exchange saw a different swap pattern than "
+                      "its set-up (swap {} of {}); please report this", c, comm_swaps);
+  return masks[c];
+}
+
+/* x [rows >= nlocal, C] of this rank's layer output (owned rows first) -> [nnodes, C]: the
+   owned rows of x, ghost rows set to their owners' rows (forward communication). Every rank
+   calls it, also ranks without atoms. */
 torch::Tensor PairFFPT::exchange_forward(const torch::Tensor &x, int nnodes)
 {
   const int nlocal = atom->nlocal;
@@ -96,27 +156,33 @@ torch::Tensor PairFFPT::exchange_forward(const torch::Tensor &x, int nnodes)
   const size_t bytes = (size_t) node_channels * element_bytes(dtype);    // one node's row
   if (comm_rows.size() < (size_t) nall * W) comm_rows.resize((size_t) nall * W);
   char *rows = reinterpret_cast<char *>(comm_rows.data());
-  torch::Tensor xc;
+  torch::Tensor xd;
   if (nnodes > 0) {
-    xc = x.detach().to(torch::kCPU, dtype, false, true).contiguous();
-    const char *xp = static_cast<const char *>(xc.data_ptr());
+    xd = x.detach().to(torch::kCPU, dtype).contiguous();
+    const char *xp = static_cast<const char *>(xd.data_ptr());
     if (bytes == W * sizeof(double))
       std::memcpy(rows, xp, bytes * nlocal);
     else
       for (int k = 0; k < nlocal; k++)
         std::memcpy(rows + W * sizeof(double) * k, xp + bytes * k, bytes);
   }
+  comm_mode = comm_masked ? COMM_MASKED : COMM_ALL;
+  comm_call = 0;
   ffpt_compat::forward_comm(comm, this);
+  comm_mode = COMM_ALL;
   if (nnodes == 0) return x;
+  torch::Tensor xc = torch::empty({nnodes, (int64_t) node_channels}, xd.options());
   char *xp = static_cast<char *>(xc.data_ptr());
+  std::memcpy(xp, xd.data_ptr(), bytes * nlocal);
   for (int k = nlocal; k < nnodes; k++)
     std::memcpy(xp + bytes * k, rows + W * sizeof(double) * node_atom[k], bytes);
   return xc.to(device);
 }
 
-/* g = dE/d(layer input) [nnodes, C] on this rank -> dE_total/d(previous layer output): ghost
-   rows go to their owners (reverse communication) and are added there; ghost rows become 0. */
-torch::Tensor PairFFPT::exchange_reverse(const torch::Tensor &g, int nnodes)
+/* g = dE/d(layer input) [nnodes, C] on this rank -> dE_total/d(previous layer output) [nout, C]
+   (nout >= nlocal rows of that output): ghost rows go to their owners (reverse communication)
+   and are added there; rows nlocal..nout-1 (ghost rows of a full-size output) are 0. */
+torch::Tensor PairFFPT::exchange_reverse(const torch::Tensor &g, int nnodes, int nout)
 {
   const int nlocal = atom->nlocal;
   const int nall = nlocal + atom->nghost;
@@ -124,27 +190,45 @@ torch::Tensor PairFFPT::exchange_reverse(const torch::Tensor &g, int nnodes)
   const size_t W = row_doubles(node_channels, dtype);
   const size_t bytes = C * element_bytes(dtype);
   if (comm_rows.size() < (size_t) nall * W) comm_rows.resize((size_t) nall * W);
-  std::fill(comm_rows.begin(), comm_rows.begin() + (size_t) nall * W, 0.0);
+  if (comm_masked) {    // rows that receive or relay: owned atoms and flagged ghosts
+    std::fill(comm_rows.begin(), comm_rows.begin() + (size_t) nlocal * W, 0.0);
+    for (int a = nlocal; a < nall; a++)
+      if (comm_need[a] > 0.0) std::fill_n(comm_rows.begin() + (size_t) a * W, W, 0.0);
+  } else {
+    std::fill(comm_rows.begin(), comm_rows.begin() + (size_t) nall * W, 0.0);
+  }
   char *rows = reinterpret_cast<char *>(comm_rows.data());
-  torch::Tensor gc;
+  torch::Tensor gd;
   if (nnodes > 0) {
-    gc = g.to(torch::kCPU, dtype, false, true).contiguous();
-    const char *gp = static_cast<const char *>(gc.data_ptr());
+    gd = g.detach().to(torch::kCPU, dtype).contiguous();
+    const char *gp = static_cast<const char *>(gd.data_ptr());
     for (int k = nlocal; k < nnodes; k++)    // one representative atom per ghost node
       std::memcpy(rows + W * sizeof(double) * node_atom[k], gp + bytes * k, bytes);
   }
+  comm_mode = comm_masked ? COMM_MASKED : COMM_ALL;
+  comm_call = 0;
   ffpt_compat::reverse_comm(comm, this);
+  comm_mode = COMM_ALL;
   if (nnodes == 0) return g;
+  torch::Tensor gc = torch::zeros({nout, (int64_t) C}, gd.options());
   char *gp = static_cast<char *>(gc.data_ptr());
+  std::memcpy(gp, gd.data_ptr(), bytes * nlocal);
   for (int k = 0; k < nlocal; k++)
     add_row(gp + bytes * k, rows + W * sizeof(double) * k, C, dtype);
-  std::memset(gp + bytes * nlocal, 0, bytes * (nnodes - nlocal));
   return gc.to(device);
 }
 
+/* Forward comm calls come in swap order, reverse comm calls (and the masks) in reverse order. */
 int PairFFPT::pack_forward_comm(int n, int *list, double *buf, int /*pbc_flag*/, int * /*pbc*/)
 {
   const size_t W = row_doubles(node_channels, dtype);
+  if (comm_mode == COMM_MASKED) {
+    const auto &mask = exchange_mask(send_mask, comm_swaps - 1 - comm_call, n);
+    size_t m = 0;
+    for (int i = 0; i < n; i++)
+      if (mask[i]) std::memcpy(buf + W * m++, comm_rows.data() + W * list[i], sizeof(double) * W);
+    return (int) (W * m);
+  }
   for (int i = 0; i < n; i++) std::memcpy(buf + W * i, comm_rows.data() + W * list[i], sizeof(double) * W);
   return (int) (W * n);
 }
@@ -152,19 +236,64 @@ int PairFFPT::pack_forward_comm(int n, int *list, double *buf, int /*pbc_flag*/,
 void PairFFPT::unpack_forward_comm(int n, int first, double *buf)
 {
   const size_t W = row_doubles(node_channels, dtype);
+  if (comm_mode == COMM_MASKED) {
+    const auto &mask = exchange_mask(recv_mask, comm_swaps - 1 - comm_call, n);
+    size_t m = 0;
+    for (int i = 0; i < n; i++)
+      if (mask[i])
+        std::memcpy(comm_rows.data() + W * (first + i), buf + W * m++, sizeof(double) * W);
+    comm_call++;
+    return;
+  }
   std::memcpy(comm_rows.data() + W * first, buf, sizeof(double) * W * n);
 }
 
 int PairFFPT::pack_reverse_comm(int n, int first, double *buf)
 {
+  if (comm_mode == COMM_FLAGS) {    // set-up: which received ghosts are read downstream
+    if ((int) recv_mask.size() <= comm_call) recv_mask.resize(comm_call + 1);
+    recv_mask[comm_call].resize(n);
+    for (int i = 0; i < n; i++) {
+      buf[i] = comm_need[first + i];
+      recv_mask[comm_call][i] = buf[i] > 0.0;
+    }
+    return n;
+  }
   const size_t W = row_doubles(node_channels, dtype);
+  if (comm_mode == COMM_MASKED) {
+    const auto &mask = exchange_mask(recv_mask, comm_call, n);
+    size_t m = 0;
+    for (int i = 0; i < n; i++)
+      if (mask[i])
+        std::memcpy(buf + W * m++, comm_rows.data() + W * (first + i), sizeof(double) * W);
+    return (int) (W * m);
+  }
   std::memcpy(buf, comm_rows.data() + W * first, sizeof(double) * W * n);
   return (int) (W * n);
 }
 
 void PairFFPT::unpack_reverse_comm(int n, int *list, double *buf)
 {
+  if (comm_mode == COMM_FLAGS) {    // the sender's side of the same swap; relays get flagged
+    if ((int) send_mask.size() <= comm_call) send_mask.resize(comm_call + 1);
+    send_mask[comm_call].resize(n);
+    for (int i = 0; i < n; i++) {
+      send_mask[comm_call][i] = buf[i] > 0.0;
+      comm_need[list[i]] += buf[i];
+    }
+    comm_call++;
+    return;
+  }
   const size_t W = row_doubles(node_channels, dtype);
+  if (comm_mode == COMM_MASKED) {
+    const auto &mask = exchange_mask(send_mask, comm_call, n);
+    size_t m = 0;
+    for (int i = 0; i < n; i++)
+      if (mask[i])
+        add_row(comm_rows.data() + W * list[i], buf + W * m++, (size_t) node_channels, dtype);
+    comm_call++;
+    return;
+  }
   for (int i = 0; i < n; i++)
     add_row(comm_rows.data() + W * list[i], buf + W * i, (size_t) node_channels, dtype);
 }
@@ -176,6 +305,8 @@ void PairFFPT::compute_layers()
   // differentiate them symbolically (measured ~20 % slower than autograd's own backward)
   torch::jit::GraphOptimizerEnabledGuard no_symbolic_autodiff(false);
   const bool paired = model.find_method("edge_pairs").has_value();    // older artifacts: no
+  // layer outputs of the owned rows only (artifacts with interaction_owned; else all nodes)
+  const bool owned = paired && model.find_method("interaction_owned").has_value();
   const int nlocal = atom->nlocal;
   const int nnodes = build_layer_graph();
   const int L = num_interactions;
@@ -183,6 +314,12 @@ void PairFFPT::compute_layers()
   graph_nodes += nnodes;
   graph_edges += (double) edge_i.size();
   lap(T_GRAPH);
+  {
+    const double c0 = process_cpu_seconds();
+    setup_exchange_masks(nnodes);
+    cpu_exchange += process_cpu_seconds() - c0;
+    lap(T_EXCHANGE);
+  }
 
   const int64_t nedges = (int64_t) edge_i.size();
   auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
@@ -217,7 +354,9 @@ void PairFFPT::compute_layers()
       }
       x = model.get_method("embed")({spec}).toTensor();
     }
-    auto interaction = model.get_method(paired ? "interaction_paired" : "interaction");
+    auto interaction = model.get_method(owned    ? "interaction_owned"
+                                        : paired ? "interaction_paired"
+                                                 : "interaction");
     for (int k = 0; k < L; k++) {
       if (k > 0) {
         lap(T_FORWARD);
@@ -230,6 +369,7 @@ void PairFFPT::compute_layers()
       xin[k] = x.detach().requires_grad_(k > 0);
       std::vector<torch::jit::IValue> args{(int64_t) k, xin[k], leaves[0], leaves[1], leaves[2], eidx};
       if (paired) args.insert(args.end(), {canon, expand, npaired});
+      if (owned) args.emplace_back((int64_t) nlocal);
       xout[k] = x = interaction(args).toTensor();
     }
     if (work)
@@ -263,7 +403,7 @@ void PairFFPT::compute_layers()
     if (k > 0) {
       lap(T_BACKWARD);
       const double c0 = process_cpu_seconds();
-      gout = exchange_reverse(gin, nnodes);
+      gout = exchange_reverse(gin, nnodes, work ? (int) xout[k - 1].size(0) : 0);
       cpu_exchange += process_cpu_seconds() - c0;
       lap(T_EXCHANGE);
     }

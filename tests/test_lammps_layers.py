@@ -1,6 +1,7 @@
 """pair_style ffpt exchange layer: float32 models exchange float32 node features and
 gradients (two per double of the LAMMPS buffer, rows padded for an odd count); artifacts
-without the paired pieces (written before them) run the plain pieces."""
+without the paired pieces (written before them) run the plain pieces, artifacts without
+``interaction_owned`` the paired pieces on all rows."""
 
 from __future__ import annotations
 
@@ -52,13 +53,25 @@ class _PlainPieces(LayeredEnergyForces):
     def interaction_paired(self, k, x, rbf_c, env, sh, edge_index, canon, expand, npaired):
         raise NotImplementedError
 
+    def interaction_owned(self, k, x, rbf_c, env, sh, edge_index, canon, expand, npaired, nout):
+        raise NotImplementedError
 
-def test_artifact_without_paired_pieces(tmp_path, monkeypatch):
+
+class _PairedPieces(LayeredEnergyForces):
+    """The pieces of artifacts written before ``interaction_owned`` (layers return all rows)."""
+
+    def interaction_owned(self, k, x, rbf_c, env, sh, edge_index, canon, expand, npaired, nout):
+        raise NotImplementedError
+
+
+@pytest.mark.parametrize("pieces", [_PlainPieces, _PairedPieces], ids=["plain", "paired"])
+def test_artifact_without_paired_pieces(tmp_path, monkeypatch, pieces):
     torch.manual_seed(12)
     model = NewtonNet(["H", "O"], features=8, num_radial=6, cutoff=3.5, num_interactions=3)
-    monkeypatch.setattr("ffpt.deploy.layered.LayeredEnergyForces", _PlainPieces)
+    monkeypatch.setattr("ffpt.deploy.layered.LayeredEnergyForces", pieces)
     deploy_model(model, tmp_path / "m.pt")
     monkeypatch.undo()
     module = load_deployed(tmp_path / "m.pt").module
-    assert not hasattr(module, "edge_pairs") and hasattr(module, "interaction")
+    assert not hasattr(module, "interaction_owned") and hasattr(module, "interaction")
+    assert hasattr(module, "edge_pairs") == (pieces is _PairedPieces)
     _compare(_water_box(3, seed=5), tmp_path / "m.pt", tmp_path / "run", 2, "ffpt exchange layer")

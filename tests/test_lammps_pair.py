@@ -321,15 +321,18 @@ run 400
     assert np.std(e) < 1e-5
 
 
-@pytest.mark.parametrize("layers", [False, True], ids=["shell", "layer"])
-def test_md_one_vs_two_ranks(toy_artifact, plain_newtonnet, relaxed_water, tmp_path, layers):
+@pytest.mark.parametrize(("layers", "rebuild"), [(False, 1), (True, 1), (True, 4)],
+                         ids=["shell", "layer", "layer-rebuild-every-4"])
+def test_md_one_vs_two_ranks(toy_artifact, plain_newtonnet, relaxed_water, tmp_path, layers,
+                             rebuild):
     """The same NVE trajectory on 1 rank (single domain) and 2 ranks (ghost shell, or per-layer
-    exchange for the NewtonNet; atoms migrating between domains, reneighbouring every step).
+    exchange for the NewtonNet; atoms migrating between domains, reneighbouring every step, or
+    every 4 steps: the exchange keeps its rows from the last rebuild while atoms move).
     The random NewtonNet has no repulsion (atoms meet after ~16 steps): 12 steps for it."""
     model = plain_newtonnet if layers else toy_artifact
     every, steps = (3, 12) if layers else (10, 40)
     inp = MD_HEAD.format(data=relaxed_water, model=model) + f"""
-neigh_modify every 1 delay 0 check no
+neigh_modify every {rebuild} delay 0 check no
 timestep 0.0005
 velocity all create 600.0 12345 mom yes rot yes dist gaussian loop geom
 fix nve all nve

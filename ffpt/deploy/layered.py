@@ -139,9 +139,12 @@ class LayeredEnergyForces(EnergyForces):
     @torch.jit.export
     def edge_features_paired(self, edge_vec: Tensor,
                              canon: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``edge_features`` with the radial basis of the canonical edges only [E_c, R]."""
-        rbf, env, sh = self.model.edge_features(edge_vec)
-        return rbf.index_select(0, canon), env, sh
+        """``edge_features`` with the radial basis of the canonical edges only [E_c, R]
+        (evaluated on those edges only: the same numbers as ``NewtonNet.edge_features``)."""
+        r = torch.linalg.norm(edge_vec, dim=-1)
+        env = self.model.envelope(r)
+        rbf_c = self.model.rbf(r.index_select(0, canon)) * env.index_select(0, canon).unsqueeze(-1)
+        return rbf_c, env, self.model.sh(edge_vec)
 
     @torch.jit.export
     def interaction_paired(self, k: int, x: Tensor, rbf_c: Tensor, env: Tensor, sh: Tensor,
@@ -161,6 +164,52 @@ class LayeredEnergyForces(EnergyForces):
                 out = layer.edge_mlps(m).index_select(1, expand)  # [k, E, F]
                 a, v, d = layer.vector_update(a, v, d, out, env, sh, edge_index)
         return self._join(a, v, d)
+
+    @torch.jit.export
+    def interaction_owned(self, k: int, x: Tensor, rbf_c: Tensor, env: Tensor, sh: Tensor,
+                          edge_index: Tensor, canon: Tensor, expand: Tensor, npaired: int,
+                          nout: int) -> Tensor:
+        """Rows ``0..nout-1`` of ``interaction_paired`` (the owned atoms: the exchange replaces
+        the ghost rows). Without displacements, on a graph whose edges all start at those rows
+        (one hop), the sums and the node update (``phi_e``, the vector mixing) run on them
+        only; with displacements the layer needs the ghosts' updates (two hops): all rows."""
+        if self.displacement or nout >= x.shape[0]:
+            return self.interaction_paired(k, x, rbf_c, env, sh, edge_index, canon, expand,
+                                           npaired).narrow(0, 0, nout)
+        i, j = edge_index[0], edge_index[1]
+        if i.shape[0] > 0 and int(i.max()) >= nout:
+            raise RuntimeError("interaction_owned: an edge starts at a row >= nout (only "
+                               "one-hop graphs); use interaction_paired")
+        a, v, _ = self._split(x)
+        n, nf, ne = a.shape[0], a.shape[1], i.shape[0]
+        ic, jc = i.index_select(0, canon), j.index_select(0, canon)
+        for idx, layer in enumerate(self.model.interactions):
+            if idx == k:
+                # Interaction.forward_paired + vector_update, sums into the first nout rows
+                ha = layer.phi_a(a)
+                m = ha.index_select(0, ic) * ha.index_select(0, jc) * layer.w_rbf(rbf_c)
+                mm = m.to(a.dtype)
+                a = a.narrow(0, 0, nout).index_add(0, ic, mm).index_add(
+                    0, jc.narrow(0, 0, npaired), mm.narrow(0, 0, npaired))
+                out = layer.edge_mlps(m).index_select(1, expand)  # [k, E, F]
+                env1 = env.unsqueeze(-1)
+                ush = (sh * env1).t().contiguous().unsqueeze(2)  # u Y^1: [3, E, 1]
+                msg = out[0].unsqueeze(0) * ush
+                if not layer.first_layer:
+                    ft = v.permute(2, 0, 1).reshape(3 * n, nf)
+                    j3 = torch.cat([j, j + n, j + 2 * n])
+                    gate = (out[1] * env1).unsqueeze(0)
+                    msg = msg + gate * ft.index_select(0, j3).view(3, ne, nf)
+                i3 = torch.cat([i, i + nout, i + 2 * nout])
+                fo = v.narrow(0, 0, nout).permute(2, 0, 1).reshape(3 * nout, nf)
+                fo = fo.index_add(0, i3, msg.view(3 * ne, nf))
+                if not layer.displacement:  # a constant: compiled only for VectorLinear mixes
+                    inv = (fo * torch.matmul(fo, layer.mix.matrix())).view(3, nout, nf).sum(0)
+                else:
+                    inv = torch.zeros_like(a)  # not reached (displacements return above)
+                a = a + layer.phi_e(a) * inv
+                v = fo.view(3, nout, nf).permute(1, 2, 0)
+        return self._join(a, v, v)
 
     @torch.jit.export
     def readout(self, x: Tensor, species: Tensor) -> Tensor:
