@@ -257,9 +257,9 @@ def write_paper_report(pipe) -> dict:
     dest = Path(expand_path(p["results_dir"]))
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "PARTIAL.md").unlink(missing_ok=True)
-    _copy_pngs(pipe, dest)
     base_md = (pipe.run / "report" / "report.md").read_text().split("\n", 1)[1]
-    extra, extra_ver = extra_sections(pipe)
+    extra, extra_ver = extra_sections(pipe)  # may draw more PNGs into <run>/report
+    _copy_pngs(pipe, dest)
     wall = sum(pipe.times.values())
     child = sum(json.loads(f.read_text())["seconds"] for f in
                 pipe.run.glob("size_*/.stages/*.json")) if "size_study" in pipe.results else 0
