@@ -8,7 +8,11 @@ gives the LAMMPS loop time per step, the pair style's own breakdown (mean over r
 peak resident memory of the largest rank.
 
     python benchmarks/lammps_scaling.py [--steps 3] [--models small,paper] [--sizes 1536,12288]
-                                        [--repeats 1] [-o benchmarks/results/lammps_scaling.md]
+                                        [--repeats 1] [--baseline-plugin DIR]
+                                        [-o benchmarks/results/lammps_scaling.md]
+
+``--baseline-plugin DIR`` adds 2-rank per-layer rows run with the plugins in DIR (e.g. a build of
+an earlier commit: ``ffpt build-plugin --install-dir DIR``), interleaved with the others.
 
 A new run goes on top of the results file; earlier runs stay below it.
 """
@@ -62,7 +66,8 @@ def parse_timing(stdout: str) -> dict[str, float]:
     return out
 
 
-def run(artifact: Path, atoms, nprocs: int, exchange: str, steps: int, wd: Path) -> dict:
+def run(artifact: Path, atoms, nprocs: int, exchange: str, steps: int, wd: Path,
+        plugin_dir: str | None = None) -> dict:
     from ffpt.lammps import read_log, run_lammps, write_data
 
     wd.mkdir(parents=True, exist_ok=True)
@@ -79,7 +84,16 @@ thermo 100
 run 1
 run {steps}
 """)
-    proc = run_lammps("in.bench", wd, nprocs=nprocs, threads=1, timeout=7200)
+    saved = os.environ.get("FFPT_PLUGIN_DIR")
+    if plugin_dir:  # the lmp entry point looks the plugins up there
+        os.environ["FFPT_PLUGIN_DIR"] = plugin_dir
+    try:
+        proc = run_lammps("in.bench", wd, nprocs=nprocs, threads=1, timeout=7200)
+    finally:
+        if plugin_dir:
+            os.environ.pop("FFPT_PLUGIN_DIR")
+            if saved is not None:
+                os.environ["FFPT_PLUGIN_DIR"] = saved
     log = read_log(proc.stdout, text=True)
     res = {"step_ms": 1e3 * log.loop_time_s / log.steps, **parse_timing(proc.stdout)}
     res["exchange"] = "layer" if "per-layer exchange" in proc.stdout else "shell"
@@ -114,9 +128,16 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=1,
                    help="runs per configuration (interleaved); the one with the least pair "
                         "CPU time is kept")
+    p.add_argument("--baseline-plugin", default=None, metavar="DIR",
+                   help="also run 2 ranks, layer exchange, with the plugins in DIR (rows "
+                        "marked 'layer, baseline plugin')")
     p.add_argument("-o", "--output", default=str(ROOT / "benchmarks/results/lammps_scaling.md"),
                    help="results file; an existing one keeps its earlier runs below the new one")
     a = p.parse_args()
+    if a.baseline_plugin and not (Path(a.baseline_plugin) / "ffptplugin.so").exists():
+        p.error(f"--baseline-plugin: no ffptplugin.so in {a.baseline_plugin}; build one with "
+                "`ffpt build-plugin --install-dir DIR`")
+    runs = RUNS + ([(2, "baseline")] if a.baseline_plugin else [])
 
     import torch
 
@@ -147,13 +168,17 @@ def main() -> None:
                 one = one_cpu = None
                 best: dict[tuple[int, str], dict] = {}
                 for rep in range(a.repeats):  # interleaved: a load burst hits all alike
-                    for nprocs, exchange in RUNS:
-                        r = run(art, atoms, nprocs, exchange, a.steps,
-                                tmp / f"{name}-{size}-{nprocs}-{exchange}-{rep}")
+                    for nprocs, exchange in runs:
+                        base = exchange == "baseline"
+                        r = run(art, atoms, nprocs, "layer" if base else exchange, a.steps,
+                                tmp / f"{name}-{size}-{nprocs}-{exchange}-{rep}",
+                                a.baseline_plugin if base else None)
+                        if base:
+                            r["exchange"] += ", baseline plugin"
                         key = (nprocs, exchange)
                         if key not in best or r["cpu_ms"] < best[key]["cpu_ms"]:
                             best[key] = r
-                for nprocs, exchange in RUNS:
+                for nprocs, exchange in runs:
                     r = best[(nprocs, exchange)]
                     one, one_cpu = one or r["step_ms"], one_cpu or r["cpu_ms"]
                     if nprocs == 1:
@@ -175,7 +200,8 @@ def main() -> None:
         f"## Run of {start[:16]} UTC",
         "",
         f"`python benchmarks/lammps_scaling.py --steps {a.steps} --models {a.models} "
-        f"--sizes {a.sizes} --repeats {a.repeats}`",
+        f"--sizes {a.sizes} --repeats {a.repeats}"
+        f"{' --baseline-plugin DIR' if a.baseline_plugin else ''}`",
         "",
         f"- machine: {machine()}",
         f"- start: {start}",
