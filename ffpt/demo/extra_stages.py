@@ -72,7 +72,8 @@ def after(pipe) -> None:
 
         pipe.stage("irc", [p["irc"]], ("train_pt", *trained), lambda: irc_profile(pipe, p["irc"]))
     if p.get("msd"):
-        pipe.stage("msd", [p["msd"]], ("stability",), lambda: water_msd(pipe, p["msd"]))
+        pipe.stage("msd", [p["msd"], "rdf after skip_ps"], ("stability",),
+                   lambda: water_msd(pipe, p["msd"]))
     if p.get("ml_round"):
         from ffpt.demo.paper_water import ml_round
 
@@ -271,13 +272,14 @@ def water_msd(pipe, spec: dict) -> dict:
     plt.close(fig)
     return {"temperature_K": float(t0), "fit_fraction": list(fit), "skip_ps": skip,
             "experiment_D_cm2_s": 2.3e-5, "per_variant": out, "png": str(png),
-            "rdf": rdf_numbers(pipe, types, t0)}
+            "rdf": rdf_numbers(pipe, types, t0, skip, float(st["timestep"]))}
 
 
-def rdf_numbers(pipe, types: list[str], t0: str) -> dict:
-    """O-O g(r) of each variant's MD (all seeds, frames before failure, first 20 % dropped;
-    as the report's rdf_oo.png) against the FT sampler's reference liquid: first-peak position
-    and height, and the mean |g - g_ref| over 2-6 A."""
+def rdf_numbers(pipe, types: list[str], t0: str, skip_ps: float, timestep_fs: float) -> dict:
+    """O-O g(r) of each variant's MD (all seeds, frames after ``skip_ps`` and before failure,
+    as for the MSD) against the FT sampler's reference liquid: first-peak position and height,
+    the mean |g - g_ref| over 2-6 A, and the ps of MD behind it (a model whose runs all fail
+    before ``skip_ps`` gets no row: its start structure is not its liquid)."""
     from ase.data import atomic_numbers
 
     from ffpt.analysis.rdf import rdf
@@ -290,6 +292,7 @@ def rdf_numbers(pipe, types: list[str], t0: str) -> dict:
     r, g_ref = rdf(list(FrameSet.load(ref_file).iter_atoms()), n_bins=80)
     z_of_type = np.array([atomic_numbers[s] for s in types])
     curves = {"reference": g_ref}
+    used: dict[str, float] = {}
     for v in pipe.variants:
         frames = []
         for rec in sorted((pipe.run / "stability" / "runs" / v / f"T{t0}").glob(
@@ -297,13 +300,16 @@ def rdf_numbers(pipe, types: list[str], t0: str) -> dict:
             d = json.loads(rec.read_text())
             end = d.get("failure_step") if d.get("failed") else None
             good = [f for f in read_dump_frames(rec.parent / "dump.lammpstrj")
-                    if end is None or f.step < end]
-            frames += good[len(good) // 5:]
+                    if f.step * timestep_fs / 1000.0 >= skip_ps and (end is None or f.step < end)]
+            frames += good
+            if good:
+                used[v] = used.get(v, 0.0) + (good[-1].step - good[0].step) * timestep_fs / 1e3
         if frames:
             rv, gv = rdf(frames, z_of_type, 8, 8, r_max=float(r[-1] + (r[1] - r[0]) / 2),
                          n_bins=80)
             curves[v] = np.interp(r, rv, gv)
     shell = (r >= 2.0) & (r <= 6.0)
     return {k: {"peak_r_A": float(r[np.argmax(g)]), "peak_g": float(g.max()),
-                "mean_abs_diff_2_6A": float(np.mean(np.abs(g - g_ref)[shell]))}
+                "mean_abs_diff_2_6A": float(np.mean(np.abs(g - g_ref)[shell])),
+                "md_ps": used.get(k)}
             for k, g in curves.items()}

@@ -180,9 +180,11 @@ def extra_sections(pipe) -> tuple[list[str], list[str]]:
         if rd:
             text += [f"## O-O RDF ({m['temperature_K']:g} K) against the reference liquid "
                      "(classical flexible TIP3P, the FT sampler)", "",
-                     *_table(["model", "first peak (Å)", "peak g", "mean |g - g_ref|, 2-6 Å"],
+                     *_table(["model", "first peak (Å)", "peak g", "mean |g - g_ref|, 2-6 Å",
+                              "MD behind it (ps, all seeds)"],
                              [[k, f"{x['peak_r_A']:.2f}", f"{x['peak_g']:.2f}",
-                               f"{x['mean_abs_diff_2_6A']:.3f}"]
+                               f"{x['mean_abs_diff_2_6A']:.3f}",
+                               "-" if x.get("md_ps") is None else f"{x['md_ps']:.1f}"]
                               for k, x in rd.items()]), "", "![rdf](rdf_oo.png)", ""]
             base, fts = _scratch_and_ft(pipe)
             for v in fts:
