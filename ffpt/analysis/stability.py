@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ffpt.lammps.chunks import chunk_dir, chunk_seed, merge_by_step
+from ffpt.lammps.chunks import chunk_dir, chunk_records, chunk_seed, merge_by_step, remove_chunks
 from ffpt.lammps.io import THERMOSTAT
 
 SYSTEMS = ("molecule", "water", "reactive")
@@ -279,12 +279,7 @@ def _failure_monitor(dump: Path, checker: StabilityChecker,
 def finished_chunks(run_dir: Path) -> list[dict]:
     """Records of a run's finished chunks in order, up to the first one without a record and
     up to one that ends the run (failure, timeout, last step)."""
-    out: list[dict] = []
-    while (rec := chunk_dir(run_dir, len(out)) / "record.json").is_file():
-        out.append(json.loads(rec.read_text()))
-        if out[-1]["ends_run"]:
-            break
-    return out
+    return chunk_records(run_dir, lambda r: r["ends_run"])
 
 
 def _resume(d: Path) -> list[dict]:
@@ -296,9 +291,7 @@ def _resume(d: Path) -> list[dict]:
     size = recs[-1]["dump_bytes"] if recs else 0
     if size and (not dump.is_file() or dump.stat().st_size < size):
         recs, size = [], 0  # the dump lost frames of finished chunks: start again
-    for c in d.glob("chunk[0-9][0-9][0-9][0-9]"):
-        if int(c.name[5:]) >= len(recs):
-            shutil.rmtree(c)
+    remove_chunks(d, len(recs))
     if dump.is_file():
         os.truncate(dump, size)
     return recs

@@ -18,8 +18,7 @@ import numpy as np
 
 from ffpt.config import REPO_ROOT, expand_path
 from ffpt.data.frames import FrameSet
-from ffpt.lammps.chunks import chunk_dir, chunk_seed
-from ffpt.lammps.chunks import merge_by_step as _merge_by_step
+from ffpt.lammps.chunks import chunk_dir, chunk_records, chunk_seed, merge_by_step, remove_chunks
 
 KCAL_PER_EV = 23.060548
 KJ_PER_EV = 96.485332
@@ -192,23 +191,11 @@ def chunk_plan(spec: dict) -> tuple[int, int]:
     return steps // chunk, chunk
 
 
-def _chunk_record(d: Path, k: int) -> dict | None:
-    rec = chunk_dir(d, k) / "record.json"
-    return json.loads(rec.read_text()) if rec.is_file() else None
-
-
 def metad_chunks(d: Path, n: int | None = None) -> list[tuple[Path, dict]]:
     """(folder, record) of a run's finished chunks in order: up to ``n``, up to the first
     one without a record, and up to a failed one (the run stops there)."""
-    out: list[tuple[Path, dict]] = []
-    while n is None or len(out) < n:
-        rec = _chunk_record(d, len(out))
-        if rec is None:
-            break
-        out.append((chunk_dir(d, len(out)), rec))
-        if rec["returncode"] != 0:
-            break
-    return out
+    recs = chunk_records(d, lambda r: r["returncode"] != 0, n)
+    return [(chunk_dir(d, k), r) for k, r in enumerate(recs)]
 
 
 def _chunks_to_run(d: Path, settings: dict, n: int) -> range:
@@ -220,9 +207,7 @@ def _chunks_to_run(d: Path, settings: dict, n: int) -> range:
     if k == len(chunks) and chunks and chunks[-1][1]["returncode"] != 0:
         return range(0)  # a failed chunk of these settings: the run ends there
     if k < n:
-        for c in d.glob("chunk[0-9][0-9][0-9][0-9]"):
-            if int(c.name[5:]) >= k:
-                shutil.rmtree(c)
+        remove_chunks(d, k)
     return range(k, n)
 
 
@@ -325,7 +310,7 @@ def metad_colvar(d: Path, n: int | None = None) -> np.ndarray:
         if (c / "COLVAR").is_file():
             a = np.loadtxt(c / "COLVAR", ndmin=2)
             parts.append((a[:, 0], list(a)))
-    rows = _merge_by_step(parts)
+    rows = merge_by_step(parts)
     return np.array(rows) if rows else np.zeros((0, 0))
 
 
@@ -343,7 +328,7 @@ def analyse_metad(d: Path, spec: dict) -> dict:
         res["errors"] = [e for log in logs for e in log.errors][:3]
         loop = sum(log.loop_time_s or 0.0 for log in logs)
         res["steps_per_s"] = sum(log.steps or 0 for log in logs) / loop if loop else None
-    rows = _merge_by_step([(log.thermo["Step"], list(log.thermo["Temp"])) for log in logs
+    rows = merge_by_step([(log.thermo["Step"], list(log.thermo["Temp"])) for log in logs
                            if "Step" in log.thermo and "Temp" in log.thermo])
     if rows:
         t = np.asarray(rows, float)
@@ -360,7 +345,7 @@ def analyse_metad(d: Path, spec: dict) -> dict:
         res["T_held"] = bool(abs(t.mean() - 300.0) <= tol)
     dumps = [read_dump_frames(c / "traj.lammpstrj") for c, _ in chunks
              if (c / "traj.lammpstrj").exists()]
-    frames = _merge_by_step([([fr.step for fr in fs], fs) for fs in dumps])
+    frames = merge_by_step([([fr.step for fr in fs], fs) for fs in dumps])
     states: Counter = Counter()
     oo_broken = 0
     dt_ps = float(spec.get("timestep_fs", 0.2)) / 1000.0

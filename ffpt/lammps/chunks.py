@@ -8,7 +8,9 @@ interrupted and resumed is the same as one that was not, at chunk granularity.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+import json
+import shutil
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,3 +38,24 @@ def merge_by_step(parts: Iterable[tuple[Sequence[float], Sequence[Any]]]) -> lis
                 out.append(item)
                 last = s
     return out
+
+
+def chunk_records(run_dir: Path, ends: Callable[[dict], bool], n: int | None = None) -> list[dict]:
+    """Records of a run's finished chunks in order: up to ``n``, up to the first chunk
+    without a ``record.json``, and up to one for which ``ends(record)`` (the run ends there)."""
+    out: list[dict] = []
+    while n is None or len(out) < n:
+        rec = chunk_dir(run_dir, len(out)) / "record.json"
+        if not rec.is_file():
+            break
+        out.append(json.loads(rec.read_text()))
+        if ends(out[-1]):
+            break
+    return out
+
+
+def remove_chunks(run_dir: Path, first: int) -> None:
+    """Delete the folders of chunks ``first``, ``first + 1``, ... of the run in ``run_dir``."""
+    for c in Path(run_dir).glob("chunk[0-9][0-9][0-9][0-9]"):
+        if int(c.name[5:]) >= first:
+            shutil.rmtree(c)
