@@ -91,6 +91,8 @@ def test_demo_config_presets_and_overrides(tmp_path):
     cfg = load_demo_config(preset="tiny", sets=["stability.steps=12"])
     assert cfg["stability"]["steps"] == 12 and cfg["ft_data"]["sampler"]["n_molecules"] == 8
     assert cfg["train"]["variants"]["ft"]["max_epochs"] == 3  # preset reaches into variants
+    dropped = load_demo_config(preset="tiny", sets=["train.variants.ft=null"])
+    assert "ft" not in dropped["train"]["variants"] and "scratch" in dropped["train"]["variants"]
     with pytest.raises(ValueError, match="unknown key"):
         load_demo_config(sets=["stability.stepz=3"])
     with pytest.raises(ValueError, match="unknown preset"):
@@ -236,7 +238,8 @@ def test_strategy_benchmark_configs_resolve(name):
 
 def test_training_restarts_when_its_data_change_and_resumes_on_a_raised_budget(tmp_path):
     """A PT folder is reused only for the same data: new PT frames under the same file name
-    start the training over; a raised epoch budget alone continues from last.pt."""
+    start the training over; a raised epoch budget alone continues from last.pt, a lowered one
+    starts over (a 2-epoch model must not be reported as the 1-epoch budget's)."""
     from ffpt.demo.config import load_demo_config
     from ffpt.demo.pipeline import Pipeline
 
@@ -255,6 +258,9 @@ def test_training_restarts_when_its_data_change_and_resumes_on_a_raised_budget(t
     assert marker.exists() and raised["epochs"] == 2  # continued in the same folder
     other = pt_stages(["train.pt.max_epochs=2", "pt_data.n_frames=300"])
     assert not marker.exists() and other["epochs"] == 2  # new data: started over
+    marker.write_text("x")
+    lowered = pt_stages(["train.pt.max_epochs=1", "pt_data.n_frames=300"])
+    assert not marker.exists() and lowered["epochs"] == 1  # a lowered budget starts over
 
 
 def test_variant_starts_from_a_named_extra_pt_model(tmp_path):

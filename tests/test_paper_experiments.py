@@ -200,6 +200,26 @@ def test_combustion_tiny_end_to_end(tmp_path):
     assert s["irc"]["barrier_kJ_mol"]["reference"] > 150  # rxn 9: ~227 kJ/mol up the IRC
 
 
+def test_new_h2comb_fraction_relabels_the_ft_set(tmp_path):
+    """The FT file keeps its path when ``paper.h2comb.fraction`` changes; the FT stages after
+    it must still rerun (they once reused the old frames, and the old models with them)."""
+    _need("h2combustion")
+    from ffpt.data.frames import FrameSet
+    from ffpt.demo.pipeline import Pipeline, StopAfter
+
+    def ft_train_frames(fraction: float) -> int:
+        cfg = load_demo_config(REPO_ROOT / "inputs" / "combustion" / "paper.yaml", "tiny",
+                               [f"paper.h2comb.fraction={fraction}"])
+        pipe = Pipeline(cfg, tmp_path / "run", echo=lambda m: None, progress=False,
+                        until="ft_labels")
+        with pytest.raises(StopAfter):
+            pipe.run_all()
+        return FrameSet.load(pipe.results["ft_labels"]["train"]).n_frames
+
+    small = ft_train_frames(0.0004)
+    assert ft_train_frames(0.0008) > 1.5 * small
+
+
 def _morse_ho2_mean_temperature(tmp_path, thermostat: list[str]) -> float:
     """Mean T (after the first fifth) of 12 ps of a Morse HO2 in LAMMPS under these lines."""
     from ffpt.lammps.io import read_log

@@ -18,7 +18,8 @@ DEFAULT_CONFIG = REPO_ROOT / "inputs" / "water" / "demo.yaml"
 def load_demo_config(
     path: str | os.PathLike | None = None, preset: str | None = None, sets: list[str] = ()
 ) -> dict[str, Any]:
-    """Base config <- preset <- ``--set`` overrides; paths expanded."""
+    """Base config <- preset <- ``--set`` overrides; paths expanded. A variant set to null
+    (``train.variants.replay: null``) is dropped."""
     path = Path(path) if path else DEFAULT_CONFIG
     if not path.exists():
         raise FileNotFoundError(
@@ -34,6 +35,9 @@ def load_demo_config(
         cfg = merge(cfg, presets[preset])
     for text in sets:
         apply_override(cfg, text)
+    # a preset or --set may drop a variant of the base config: ``variants: {replay: null}``
+    cfg["train"]["variants"] = {k: v for k, v in cfg["train"]["variants"].items()
+                                if v is not None}
     for section, key in (("pt_data", "path"), ("ft_data", "path"), ("stability", "start")):
         value = cfg[section].get(key)
         cfg[section][key] = ([expand_path(v) for v in value] if isinstance(value, list)

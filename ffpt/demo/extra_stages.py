@@ -40,16 +40,19 @@ def extra_stage_names(cfg: dict) -> tuple[list[str], list[str]]:
     return pre, [name for name, key in POST if p.get(key)]
 
 
-def before(pipe) -> None:
-    """Run the pre-chain stages; they may set ``ft_data.path`` before its stage hash."""
+def before(pipe) -> tuple[str, ...]:
+    """Run the pre-chain stages; they may set ``ft_data.path`` before its stage hash. Returns
+    the names of the stages that wrote the FT file: ``ft_structures`` lists them upstream, so
+    new FT data (same path, new frames) reruns everything after it."""
     p = paper_cfg(pipe.cfg)
-    if p.get("h2comb"):
-        from ffpt.demo.paper_combustion import prepare_h2comb
+    if not p.get("h2comb"):
+        return ()
+    from ffpt.demo.paper_combustion import prepare_h2comb
 
-        h = dict(p["h2comb"])
-        res = pipe.stage("h2comb_data", [h, pipe.cfg["seed"]], (),
-                         lambda: prepare_h2comb(pipe, h))
-        pipe.cfg["ft_data"]["path"] = res["ft_file"]
+    h = dict(p["h2comb"])
+    res = pipe.stage("h2comb_data", [h, pipe.cfg["seed"]], (), lambda: prepare_h2comb(pipe, h))
+    pipe.cfg["ft_data"]["path"] = res["ft_file"]
+    return ("h2comb_data",)
 
 
 def after(pipe) -> None:

@@ -124,12 +124,12 @@ class Pipeline:
         c = self.cfg
         from ffpt.demo import extra_stages
 
-        extra_stages.before(self)
+        pre = extra_stages.before(self)  # stages that write the FT file ft_data.path names
         pt = {k: v for k, v in c["pt_data"].items() if k != "teacher_options" or v}
         self.stage("pt_data", [pt, c["seed"]], (), self.make_pt_data)
         sampling = {k: v for k, v in c["ft_data"].items()
                     if k not in ("label", "test_fraction", "max_train_frames")}
-        self.stage("ft_structures", [sampling, c["seed"], c["stability"]["start"]], (),
+        self.stage("ft_structures", [sampling, c["seed"], c["stability"]["start"]], pre,
                    self.make_ft_structures)
         self.stage("ft_labels", [c["ft_data"]["label"], c["ft_data"]["test_fraction"],
                                  c["ft_data"]["max_train_frames"]],
@@ -346,7 +346,7 @@ class Pipeline:
         tag_file = run_dir / "demo_config_hash.txt"
         # same settings apart from the budget (max_epochs/max_steps): continue from last.pt
         resume = (run_dir / "last.pt").exists() and tag_file.exists() and (
-            tag_file.read_text().strip() == tag)
+            tag_file.read_text().strip() == tag) and not _budget_lowered(run_dir, config)
         if resume:  # interrupted earlier, or the budget was raised: continue from last.pt
             self.echo(f"    resuming {which} training from {run_dir / 'last.pt'}")
         elif run_dir.exists():
@@ -406,6 +406,19 @@ def _without_budget(config: dict) -> dict:
     training = {k: v for k, v in config["training"].items()
                 if k not in ("max_epochs", "max_steps", "max_time_min")}
     return {**config, "training": training}
+
+
+def _budget_lowered(run_dir: Path, config: dict) -> bool:
+    """True when a finished run in ``run_dir`` trained more epochs or steps than the budget in
+    ``config`` now allows: continuing it would report a longer-trained model under the lower
+    budget, so the stage starts over."""
+    metrics = run_dir / "metrics.json"
+    if not metrics.exists():
+        return False
+    done = json.loads(metrics.read_text())
+    t = config["training"]
+    return any(t.get(k) is not None and int(done.get(n, 0)) > int(t[k])
+               for k, n in (("max_epochs", "epochs"), ("max_steps", "steps")))
 
 
 def _init(spec: dict) -> str | None:
