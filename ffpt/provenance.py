@@ -1,11 +1,21 @@
-"""Where and under what load a result was measured: the lines every benchmark and report
-records next to its numbers."""
+"""Where and under what load a result was measured, and from which files: the lines every
+benchmark and report records next to its numbers."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 from pathlib import Path
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def cpu_model() -> str:

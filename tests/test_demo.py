@@ -199,6 +199,43 @@ def test_demo_reads_user_ft_data(tmp_path):
     np.testing.assert_allclose(start.positions, images[0].positions, atol=1e-8)
 
 
+def test_edited_user_file_under_the_same_path_reruns_its_stages(tmp_path):
+    """The stage records hash the user files they read: an edited FT file under the same
+    name gives new FT labels (and, through the hash, new models), an unedited one is reused."""
+    from ase.io import read, write
+
+    from ffpt.data import FrameSet
+    from ffpt.demo.config import load_demo_config
+    from ffpt.demo.pipeline import Pipeline, StopAfter
+
+    path = tmp_path / "mine.extxyz"
+    _write_user_frames(path)
+    cfg = load_demo_config(preset="tiny", sets=[f"ft_data.path={path}"])
+
+    def labels():
+        messages: list[str] = []
+        pipe = Pipeline(cfg, tmp_path / "run", echo=messages.append, progress=False,
+                        until="ft_labels")
+        with pytest.raises(StopAfter):
+            pipe.run_all()
+        lab = pipe.results["ft_labels"]
+        fs = [FrameSet.load(lab[k]) for k in ("train", "test")]
+        return sorted(np.concatenate([f.energy for f in fs])), pipe.hashes["ft_labels"], messages
+
+    before, h0, _ = labels()
+    again, h1, messages = labels()
+    assert again == before and h1 == h0 and any("ft_labels: done earlier" in m for m in messages)
+    images = read(path, ":")
+    for a in images:  # new labels, same file name
+        a.calc.results["energy"] -= 100.0
+    write(path, images)
+    after, h2, messages = labels()
+    assert after == [e - 100.0 for e in before] and h2 != h0
+    assert any("input changed" in m for m in messages)
+    _, h3, messages = labels()  # and now reused again
+    assert h3 == h2 and not any("input changed" in m for m in messages)
+
+
 @pytest.mark.shared_data
 def test_demo_reads_rpbe_water(tmp_path):
     from ffpt.config import shared_data_dir

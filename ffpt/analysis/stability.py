@@ -36,6 +36,7 @@ import numpy as np
 
 from ffpt.lammps.chunks import chunk_dir, chunk_records, chunk_seed, merge_by_step, remove_chunks
 from ffpt.lammps.io import THERMOSTAT
+from ffpt.provenance import file_sha256
 
 SYSTEMS = ("molecule", "water", "reactive")
 
@@ -431,14 +432,6 @@ def run_one(run: dict, atoms, types: list[str], checker: StabilityChecker,
 # ----------------------------------------------------------------------------- the study
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _atoms_hash(atoms) -> str:
     h = hashlib.sha256()
     for arr in (atoms.numbers, np.round(atoms.positions, 8), np.round(atoms.cell.array, 8),
@@ -478,7 +471,7 @@ def plan_runs(models: dict[str, str | os.PathLike], atoms, temperatures, seeds, 
         if missing:
             raise ValueError(f"model {name} ({art.name}) does not know elements {missing} of "
                              "the start structure; pick a model trained on them")
-        sha = _sha256(art)
+        sha = file_sha256(art)
         for temp in temperatures:
             for seed in seeds:
                 settings = {

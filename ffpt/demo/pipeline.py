@@ -93,16 +93,31 @@ class Pipeline:
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
 
-    def stage(self, name: str, deps: Any, upstream: tuple[str, ...], fn: Callable[[], dict]):
+    def stage(self, name: str, deps: Any, upstream: tuple[str, ...], fn: Callable[[], dict],
+              inputs: Any = ()):
+        """Run ``fn`` unless a record with the same hash (``deps`` + the upstream hashes)
+        exists. ``inputs`` are the user files the stage reads (paths, lists of paths or None):
+        their SHA-256 is recorded, and an edited file under the same path reruns the stage and,
+        through a new hash for them, every stage downstream."""
         k = self.stages.index(name) + 1
         n = len(self.stages)
+        files = _input_files(inputs)
         h = stage_hash(deps, [self.hashes[u] for u in upstream])
         rec_path = self.run / ".stages" / f"{name}.json"
+        salt = None  # set when an input file changed: the stages downstream must rerun too
         if rec_path.exists():
             rec = json.loads(rec_path.read_text())
-            if rec.get("hash") == h:
+            changed = [p for p, sha in (rec.get("inputs") or {}).items() if files.get(p) != sha]
+            if rec.get("hash") == h and changed:
+                self.echo(f"[{k}/{n}] {name}: input changed since it ran ({', '.join(changed)})")
+                salt = stage_hash(sorted(files.items()))
+            elif rec.get("hash") == h:
                 self.echo(f"[{k}/{n}] {name}: done earlier, skipped ({rec['seconds']:.0f} s then)")
-                self.results[name], self.hashes[name] = rec["result"], h
+                if files and "inputs" not in rec:  # a record from before input hashing
+                    rec["inputs"] = files
+                    atomic_write(rec_path, lambda f: f.write(
+                        json.dumps(rec, indent=1, default=str).encode()))
+                self.results[name], self.hashes[name] = rec["result"], _salted(h, rec.get("salt"))
                 self.times[name] = rec["seconds"]
                 if name == self.until:
                     raise StopAfter(name)
@@ -111,7 +126,8 @@ class Pipeline:
         t0 = time.perf_counter()
         result = _jsonable(fn())
         dt = time.perf_counter() - t0
-        rec = {"hash": h, "seconds": dt, "result": result}
+        rec = {"hash": h, "seconds": dt, "result": result, "inputs": files, "salt": salt}
+        h = _salted(h, salt)
         atomic_write(rec_path, lambda f: f.write(json.dumps(rec, indent=1, default=str).encode()))
         self.results[name], self.hashes[name], self.times[name] = result, h, dt
         self.echo(f"[{k}/{n}] {name}: done in {dt:.0f} s")
@@ -126,11 +142,12 @@ class Pipeline:
 
         pre = extra_stages.before(self)  # stages that write the FT file ft_data.path names
         pt = {k: v for k, v in c["pt_data"].items() if k != "teacher_options" or v}
-        self.stage("pt_data", [pt, c["seed"]], (), self.make_pt_data)
+        self.stage("pt_data", [pt, c["seed"]], (), self.make_pt_data, inputs=pt.get("path"))
         sampling = {k: v for k, v in c["ft_data"].items()
                     if k not in ("label", "test_fraction", "max_train_frames")}
         self.stage("ft_structures", [sampling, c["seed"], c["stability"]["start"]], pre,
-                   self.make_ft_structures)
+                   self.make_ft_structures,
+                   inputs=[c["ft_data"].get("path"), c["stability"]["start"]])
         self.stage("ft_labels", [c["ft_data"]["label"], c["ft_data"]["test_fraction"],
                                  c["ft_data"]["max_train_frames"]],
                    ("ft_structures",), self.make_ft_labels)
@@ -140,7 +157,8 @@ class Pipeline:
         for n in self.extra_pts:
             pn = self.pt_data_cfg(n)
             pn = {k: v for k, v in pn.items() if k != "teacher_options" or v}
-            self.stage(f"pt_data_{n}", [pn, c["seed"]], (), lambda n=n: self.make_pt_data(n))
+            self.stage(f"pt_data_{n}", [pn, c["seed"]], (), lambda n=n: self.make_pt_data(n),
+                       inputs=pn.get("path"))
             self.stage(f"train_pt_{n}", [*common, self.pt_train_spec(n)], (f"pt_data_{n}",),
                        lambda n=n: self.train_one(f"pt_{n}"))
         for v in self.variants:
@@ -406,6 +424,26 @@ def _without_budget(config: dict) -> dict:
     training = {k: v for k, v in config["training"].items()
                 if k not in ("max_epochs", "max_steps", "max_time_min")}
     return {**config, "training": training}
+
+
+def _input_files(inputs: Any) -> dict[str, str]:
+    """{path: SHA-256} of the existing files among ``inputs`` (a path, a list, or None)."""
+    from ffpt.provenance import file_sha256
+
+    paths = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+    out: dict[str, str] = {}
+    for p in paths:
+        if isinstance(p, (list, tuple)):
+            out.update(_input_files(p))
+        elif p and Path(p).is_file():
+            out[str(p)] = file_sha256(p)
+    return out
+
+
+def _salted(h: str, salt: str | None) -> str:
+    """The hash the stages downstream see: ``h``, or ``h`` with the input files' hash when
+    the stage reran because one of them changed."""
+    return stage_hash(h, salt) if salt else h
 
 
 def _budget_lowered(run_dir: Path, config: dict) -> bool:
