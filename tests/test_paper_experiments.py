@@ -183,7 +183,14 @@ def test_combustion_tiny_end_to_end(tmp_path):
     _need("h2combustion")
     run, results, _ = _run("combustion", tmp_path)
     s = json.loads((results / "paper_summary.json").read_text())
-    assert sorted(s["per_reaction"]["per_reaction"]) == [f"{k:02d}" for k in range(1, 20)]
+    per, mod = s["per_reaction"]["per_reaction"], s["per_reaction"]["moderate"]
+    assert sorted(per) == [f"{k:02d}" for k in range(1, 20)]
+    assert set(mod) <= set(per)  # close-contact frames left out: never more frames, same models
+    for rxn, m in mod.items():
+        assert m["scratch"]["n_frames"] <= per[rxn]["scratch"]["n_frames"]
+        if m["scratch"]["n_frames"] == per[rxn]["scratch"]["n_frames"]:
+            assert m["scratch"]["forces_mae_meV_A"] == pytest.approx(
+                per[rxn]["scratch"]["forces_mae_meV_A"])
     # the per-reaction test frames are not in the FT file
     from ffpt.data.frames import FrameSet
 

@@ -66,9 +66,9 @@ def after(pipe) -> None:
         pipe.stage("extra_tests", [p["extra_tests"]], ("train_pt", *trained),
                    lambda: extra_tests(pipe, p["extra_tests"]))
     if p.get("h2comb"):
-        from ffpt.demo.paper_combustion import per_reaction
+        from ffpt.demo.paper_combustion import MODERATE_FORCE, per_reaction
 
-        pipe.stage("per_reaction", [], ("h2comb_data", "train_pt", *trained),
+        pipe.stage("per_reaction", [MODERATE_FORCE], ("h2comb_data", "train_pt", *trained),
                    lambda: per_reaction(pipe))
     if p.get("irc"):
         from ffpt.demo.paper_combustion import irc_profile
