@@ -46,9 +46,12 @@ def _scratch_and_ft(pipe) -> tuple[str | None, list[str]]:
     return base, [v for v, m in modes.items() if m == "finetune"]
 
 
-def survival_verdicts(pipe) -> list[str]:
+def survival_verdicts(pipe, stability: dict | None = None, label: str = "") -> list[str]:
+    """One line per FT variant and temperature: survival against scratch. ``stability``: a
+    stability result other than this run's (e.g. the ML round's), ``label`` its prefix."""
     base, fts = _scratch_and_ft(pipe)
-    st = pipe.results["stability"]["summary"]
+    stab = stability or pipe.results["stability"]
+    st = stab["summary"]
     out = []
     for t in pipe.cfg["stability"]["temperatures"]:
         key = f"{float(t):g}"
@@ -60,9 +63,8 @@ def survival_verdicts(pipe) -> list[str]:
             fv, fb = sv["fraction_surviving"], sb["fraction_surviving"]
             word = "SUPPORTED" if fv > fb else "NOT SUPPORTED (tie)" if fv == fb else \
                 "CONTRADICTED"
-            out.append(f"MD survival at {key} K, {v} vs {base}: "
-                       f"{survival_cell(pipe.results['stability'], v, t)} vs "
-                       f"{survival_cell(pipe.results['stability'], base, t)} -> {word}")
+            out.append(f"{label}MD survival at {key} K, {v} vs {base}: "
+                       f"{survival_cell(stab, v, t)} vs {survival_cell(stab, base, t)} -> {word}")
     return out
 
 
@@ -220,6 +222,7 @@ def extra_sections(pipe) -> tuple[list[str], list[str]]:
             ev = m["evaluate"].get(f"{v}_on_ft_test", {})
             cells = [f"{c['n_survived']}/{c['n_runs']}" for c in m["stability"].get(v, {}).values()]
             rows.append([v, ev.get("forces_mae_meV_A"), ", ".join(cells)])
+        ver += survival_verdicts(pipe, {"summary": m["stability"]}, "round 2 (ML-driven data), ")
         text += [f"## ML-driven round 2 ({m['n_new']} frames of {', '.join(m['models'])} MD "
                  f"labelled with {m['method']} + {m['n_round1']} classical; "
                  f"{m['n_train']} train / {m['n_test']} test; report `{m['report']}`)", "",
