@@ -279,6 +279,38 @@ def test_chunks_continue_the_state_and_a_resumed_run_equals_an_uninterrupted_one
 
 
 @pytest.mark.lammps
+def test_a_longer_run_extends_the_finished_one_exactly(tmp_path, tiny_artifact, reference_run):
+    """Raising ``steps`` continues a finished run with new chunks (the old ones are not run
+    again); the result equals a run made at the new length from the start."""
+    import shutil
+
+    ref, rec = reference_run
+    out = tmp_path / "st"
+    shutil.copytree(ref, out)
+    run = out / "runs/tiny/T300/seed1"
+    msgs: list[str] = []
+    longer = _chunked(tiny_artifact, out, steps=80, echo=msgs.append)
+    assert "0 run(s) done, 1 to run (1 resumed)" in msgs[0]
+    assert (run / "chunk0000/log.lammps").stat().st_mtime == pytest.approx(
+        (ref / "runs/tiny/T300/seed1/chunk0000/log.lammps").stat().st_mtime)
+    fresh = _chunked(tiny_artifact, tmp_path / "fresh", steps=80)
+    d = tmp_path / "fresh/runs/tiny/T300/seed1"
+    assert (run / "dump.lammpstrj").read_bytes() == (d / "dump.lammpstrj").read_bytes()
+    assert (run / "chunk0003/final.data").read_text() == (d / "chunk0003/final.data").read_text()
+    skip = ("wall_s", "mean_temperature_K")  # T: same lines, summed in another order
+    assert {k: v for k, v in longer.items() if k not in skip} == \
+        {k: v for k, v in fresh.items() if k not in skip}
+    assert longer["steps_completed"] == 80 and rec["steps_completed"] == 60
+    # a failed run stays failed at its step when the length is raised
+    record = json.loads((run / "record.json").read_text())
+    (run / "record.json").write_text(json.dumps({**record, "failed": True, "failure_step": 30}))
+    msgs.clear()
+    again = _chunked(tiny_artifact, out, steps=100, echo=msgs.append)
+    assert "1 run(s) done, 0 to run" in msgs[0] and not (run / "chunk0004").exists()
+    assert again["failure_step"] == 30 and again["steps_requested"] == 100
+
+
+@pytest.mark.lammps
 def test_a_failure_in_a_later_chunk_ends_the_run_there(tmp_path, tiny_artifact, reference_run,
                                                         monkeypatch):
     """A frame of chunk 2 (from the reference trajectory) marked as broken: the run stops at

@@ -399,6 +399,9 @@ def run_one(run: dict, atoms, types: list[str], checker: StabilityChecker,
     recs = _resume(d)
     if not recs:
         write_data(atoms, d / "start.data", types, rotate=True)
+    elif (recs[-1]["failure_step"] is None and not recs[-1]["timed_out"]
+          and recs[-1]["step0"] + recs[-1]["steps"] < s["steps"]):
+        recs[-1]["ends_run"] = False  # the run was extended (``steps`` raised): go on
     while not (recs and recs[-1]["ends_run"]):
         spent = sum(r["wall_s"] for r in recs)
         left = None if timeout is None else max(1.0, timeout - spent)
@@ -491,6 +494,19 @@ def plan_runs(models: dict[str, str | os.PathLike], atoms, temperatures, seeds, 
                         prev = {**prev, "chunk_steps": settings["chunk_steps"]}
                         if prev == settings and not (d / "record.json").is_file():
                             prev = {}  # unfinished: nothing to continue from
+                    if _extends(prev, settings, d):  # a longer run of the same MD
+                        rec_path = d / "record.json"
+                        rec = json.loads(rec_path.read_text()) if rec_path.is_file() else None
+                        _write_json(old, settings)
+                        if rec is not None and rec["failed"]:  # it ended at its failure
+                            rec = {**rec, "steps_requested": settings["steps"]}
+                            _write_json(rec_path, rec)
+                            done.append(rec)
+                            continue
+                        rec_path.unlink(missing_ok=True)
+                        run["fresh"] = False
+                        todo.append(run)
+                        continue
                     if prev != settings and prev and not overwrite:
                         diff = sorted(k for k in set(prev) | set(settings)
                                       if prev.get(k) != settings.get(k))
@@ -503,6 +519,19 @@ def plan_runs(models: dict[str, str | os.PathLike], atoms, temperatures, seeds, 
                     run["fresh"] = prev != settings
                 todo.append(run)
     return todo, done
+
+
+def _extends(prev: dict, settings: dict, d: Path) -> bool:
+    """True when ``settings`` asks for the run in ``d`` (made with ``prev``) to go on longer:
+    only ``steps`` grew, every earlier chunk was a full one, and the last finished chunk left
+    its state to continue from. The new chunks then follow the old ones exactly as in an
+    uninterrupted run of the new length (same chunk seeds, same boundaries)."""
+    if not prev or {**prev, "steps": settings["steps"]} != settings:
+        return False
+    if settings["steps"] <= prev["steps"] or prev["steps"] % prev["chunk_steps"]:
+        return False
+    recs = finished_chunks(d)
+    return bool(recs) and (chunk_dir(d, len(recs) - 1) / "final.data").is_file()
 
 
 def run_stability(
