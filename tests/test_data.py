@@ -69,6 +69,13 @@ def test_frameset_round_trip(tmp_path):
     back = FrameSet.load(tmp_path / "x.npz")
     np.testing.assert_array_equal(back.positions, fs.positions)
     np.testing.assert_array_equal(back.energy, fs.energy)
+    np.testing.assert_array_equal(back.forces, fs.forces)
+    assert back.info == fs.info
+    import time
+
+    time.sleep(2.1)  # zip timestamps have 2-s resolution: the same frames, the same bytes
+    back.save(tmp_path / "y.npz")
+    assert (tmp_path / "y.npz").read_bytes() == (tmp_path / "x.npz").read_bytes()
     fs.save(tmp_path / "x.extxyz")
     xyz = read_frames(tmp_path / "x.extxyz")
     np.testing.assert_allclose(xyz.forces, fs.forces)

@@ -342,7 +342,7 @@ class FrameSet:
             val = getattr(self, name)
             if val is not None:
                 arrays[name] = val
-        atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
+        atomic_write(path, lambda f: _write_npz(f, arrays))
         return path
 
     @staticmethod
@@ -381,6 +381,19 @@ def _get_label(atoms, key: str, where: str, frame: int, source: str):
         f"{source}: frame {frame} has no '{key}' label (available: {avail}); "
         f"pass the right key (e.g. --energy-key/--forces-key)"
     )
+
+
+def _write_npz(f, arrays: dict[str, np.ndarray]) -> None:
+    """``np.savez_compressed`` with fixed zip timestamps: the same frames give the same bytes
+    (a run's stage records hash the data files they read)."""
+    import zipfile
+
+    with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, val in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with zf.open(info, "w", force_zip64=True) as out:
+                np.lib.format.write_array(out, np.asanyarray(val), allow_pickle=False)
 
 
 def output_format(path: str | os.PathLike, n_frames: int = 1) -> str:
