@@ -237,7 +237,8 @@ def extra_sections(pipe) -> tuple[list[str], list[str]]:
                              f"{x['T_mean_K']:.0f} ± {x.get('T_mean_se_K', float('nan')):.0f}",
                              x.get("T_mean_second_half_K"), x.get("T_held"),
                              ", ".join(f"{k} {v:.0%}" for k, v in list(st.items())[:4]),
-                             x.get("O2_dissociated_fraction"),
+                             None if x.get("O2_dissociated_fraction") is None else
+                             f"{x['O2_dissociated_fraction']:.1%}",
                              x.get("fes_rms_change_last_slice_kJ_mol")])
                 if x.get("T_held") is not None:
                     ver.append(f"rxn {rxn} {mdl}: mean T {x['T_mean_K']:.0f} K -> temperature "
@@ -252,7 +253,7 @@ def extra_sections(pipe) -> tuple[list[str], list[str]]:
                  "'zero no', T over all 3N dof (docs/paper_experiments.md). T held: |mean - "
                  f"300 K| <= max({s.get('t_tolerance', 30.0)} K, 2 s.e.).", "",
                  *_table(["rxn", "model", "ps", "T mean ± s.e. (K)", "T 2nd half (K)", "T held",
-                          "product states (fraction of frames)", "O-O > 1.6 Å",
+                          "product states (fraction of frames)", "O-O > 1.6 Å (frames)",
                           "FES RMS change, last slice (kJ/mol)"], rows), "",
                  *[f"![fes rxn{rxn} {mdl}](fes_rxn{rxn}_{mdl}.png)"
                    for rxn, per in r["metad"]["runs"].items() for mdl in per
