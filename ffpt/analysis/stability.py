@@ -494,15 +494,16 @@ def plan_runs(models: dict[str, str | os.PathLike], atoms, temperatures, seeds, 
                         prev = {**prev, "chunk_steps": settings["chunk_steps"]}
                         if prev == settings and not (d / "record.json").is_file():
                             prev = {}  # unfinished: nothing to continue from
-                    if _extends(prev, settings, d):  # a longer run of the same MD
-                        rec_path = d / "record.json"
-                        rec = json.loads(rec_path.read_text()) if rec_path.is_file() else None
+                    rec_path = d / "record.json"
+                    rec = json.loads(rec_path.read_text()) if rec_path.is_file() else None
+                    if _longer(prev, settings) and rec is not None and rec["failed"]:
+                        _write_json(old, settings)  # a longer run ends at the same failure
+                        rec = {**rec, "steps_requested": settings["steps"]}
+                        _write_json(rec_path, rec)
+                        done.append(rec)
+                        continue
+                    if _longer(prev, settings) and _can_continue(d):  # extend the MD
                         _write_json(old, settings)
-                        if rec is not None and rec["failed"]:  # it ended at its failure
-                            rec = {**rec, "steps_requested": settings["steps"]}
-                            _write_json(rec_path, rec)
-                            done.append(rec)
-                            continue
                         rec_path.unlink(missing_ok=True)
                         run["fresh"] = False
                         todo.append(run)
@@ -521,15 +522,17 @@ def plan_runs(models: dict[str, str | os.PathLike], atoms, temperatures, seeds, 
     return todo, done
 
 
-def _extends(prev: dict, settings: dict, d: Path) -> bool:
-    """True when ``settings`` asks for the run in ``d`` (made with ``prev``) to go on longer:
-    only ``steps`` grew, every earlier chunk was a full one, and the last finished chunk left
-    its state to continue from. The new chunks then follow the old ones exactly as in an
+def _longer(prev: dict, settings: dict) -> bool:
+    """``settings`` ask for the run made with ``prev`` to go on longer: only ``steps`` grew,
+    and every earlier chunk was a full one, so new chunks follow the old ones exactly as in an
     uninterrupted run of the new length (same chunk seeds, same boundaries)."""
     if not prev or {**prev, "steps": settings["steps"]} != settings:
         return False
-    if settings["steps"] <= prev["steps"] or prev["steps"] % prev["chunk_steps"]:
-        return False
+    return settings["steps"] > prev["steps"] and not prev["steps"] % prev["chunk_steps"]
+
+
+def _can_continue(d: Path) -> bool:
+    """The run in ``d`` has a finished chunk whose final state a new chunk can start from."""
     recs = finished_chunks(d)
     return bool(recs) and (chunk_dir(d, len(recs) - 1) / "final.data").is_file()
 
