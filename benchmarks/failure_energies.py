@@ -23,19 +23,10 @@ import numpy as np
 def failure_energies(runs: Path, variant: str, start, calcs: dict, back: tuple[int, ...]
                      ) -> list[dict]:
     """One row per (failed run, frame ``back`` frames before its last): E - E(start) per model."""
+    from ffpt.analysis.scan import scan_energies_batch
     from ffpt.lammps.io import read_dump_frames
 
-    def energies(pos: np.ndarray) -> dict[str, float]:
-        out = {}
-        for name, calc in calcs.items():
-            a = start.copy()
-            a.positions = pos
-            a.calc = calc
-            out[name] = float(a.get_potential_energy())
-        return out
-
-    e0 = energies(start.positions)
-    rows = []
+    rows, positions = [], [start.positions]
     for rec_path in sorted(runs.glob(f"{variant}/T*/seed*/record.json"),
                            key=lambda p: int(p.parent.name[4:])):
         rec = json.loads(rec_path.read_text())
@@ -44,10 +35,14 @@ def failure_energies(runs: Path, variant: str, start, calcs: dict, back: tuple[i
         frames = read_dump_frames(rec_path.parent / "dump.lammpstrj")
         for b in back:
             if b <= len(frames):
-                e = energies(frames[-b].positions)
                 rows.append({"run": rec_path.parent.name, "step": frames[-b].step,
-                             "reason": rec.get("reason", ""),
-                             **{k: e[k] - e0[k] for k in calcs}})
+                             "reason": rec.get("reason", "")})
+                positions.append(frames[-b].positions)
+    pos = np.stack(positions)
+    for name, calc in calcs.items():
+        e = scan_energies_batch(calc, start.numbers, pos)
+        for row, ei in zip(rows, e[1:] - e[0], strict=True):
+            row[name] = float(ei)
     return rows
 
 

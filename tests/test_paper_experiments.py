@@ -54,6 +54,41 @@ def test_demo_without_paper_section_has_no_extra_stages(tmp_path):
     assert pipe.stages[0] == "pt_data" and pipe.stages[-1] == "report"
 
 
+def test_close_contact_frames_are_those_with_an_atomic_force_above_the_cap():
+    """The per-reaction 'without close contacts' table keeps the frames whose largest atomic
+    force *magnitude* is at most the cap: (40, 40, 0) eV/A is 56.6 eV/A, above 50."""
+    from ase import Atoms
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from ffpt.data.frames import FrameSet
+    from ffpt.demo.paper_combustion import moderate_frames
+
+    images = []
+    for big in ([1.0, -2.0, 0.5], [40.0, 40.0, 0.0], [0.0, 0.0, -60.0], [35.0, 0.0, 35.0]):
+        a = Atoms("OOH", positions=[[0, 0, 0], [1.3, 0, 0], [-0.3, 0.9, 0]])
+        f = np.array([[0.1, 0.0, 0.0], big, [0.0, -0.2, 0.1]])
+        a.calc = SinglePointCalculator(a, energy=-1.0, forces=f)
+        images.append(a)
+    fs = FrameSet.from_atoms(images)
+    assert moderate_frames(fs, 50.0).tolist() == [0, 3]  # 35 sqrt(2) = 49.5 eV/A is kept
+    assert moderate_frames(fs, 60.0).tolist() == [0, 1, 2, 3]
+
+
+def test_a_hand_written_status_block_survives_the_report_rewrite(tmp_path):
+    from ffpt.demo.paper_report import STATUS_END, STATUS_START, keep_status
+
+    readme = tmp_path / "README.md"
+    new = ["# Paper experiment: water", "", "Claim under test: x."]
+    assert keep_status(readme, new) == new  # no README yet
+    readme.write_text("# Paper experiment: water\n\nold numbers\n")
+    assert keep_status(readme, new) == new  # no status block: nothing kept
+    block = f"{STATUS_START}\n**Status.** round 2 at 50 ps.\n{STATUS_END}"
+    readme.write_text(f"# Paper experiment: water\n\n{block}\n\nold numbers\n")
+    out = keep_status(readme, new)
+    assert out[0] == new[0] and out[2] == block and out[3:] == new[1:]
+    assert "old numbers" not in "\n".join(out)
+
+
 def test_h2comb_channels_use_corrected_rxn12_files():
     from ffpt.demo.paper_combustion import channel_files
 
@@ -177,6 +212,8 @@ def test_water_tiny_end_to_end(tmp_path):
     ml = s["ml_round"]  # the models' own MD frames, labelled and added; variants retrained
     assert ml["n_new"] == 2 and ml["n_train"] + ml["n_test"] == ml["n_new"] + ml["n_round1"]
     assert "xtb" in ml["method"].lower()
+    text = (results / "README.md").read_text()  # round 2 gets its own survival verdicts
+    assert "round 2 (ML-driven data), MD survival at 300 K, plain-liquid vs scratch" in text
 
 
 def test_combustion_tiny_end_to_end(tmp_path):

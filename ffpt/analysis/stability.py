@@ -496,13 +496,14 @@ def plan_runs(models: dict[str, str | os.PathLike], atoms, temperatures, seeds, 
                             prev = {}  # unfinished: nothing to continue from
                     rec_path = d / "record.json"
                     rec = json.loads(rec_path.read_text()) if rec_path.is_file() else None
-                    if _longer(prev, settings) and rec is not None and rec["failed"]:
+                    longer = _longer(prev, settings)
+                    if longer and rec is not None and rec["failed"]:
                         _write_json(old, settings)  # a longer run ends at the same failure
                         rec = {**rec, "steps_requested": settings["steps"]}
                         _write_json(rec_path, rec)
                         done.append(rec)
                         continue
-                    if _longer(prev, settings) and _can_continue(d):  # extend the MD
+                    if longer and _can_continue(d):  # extend the MD
                         _write_json(old, settings)
                         rec_path.unlink(missing_ok=True)
                         run["fresh"] = False
@@ -514,8 +515,8 @@ def plan_runs(models: dict[str, str | os.PathLike], atoms, temperatures, seeds, 
                         raise ValueError(f"{d} holds a run with other settings ({', '.join(diff)}"
                                          " differ); use --overwrite to replace it or another "
                                          "output folder")
-                    if prev == settings and (d / "record.json").is_file():
-                        done.append(json.loads((d / "record.json").read_text()))
+                    if prev == settings and rec is not None:
+                        done.append(rec)
                         continue
                     run["fresh"] = prev != settings
                 todo.append(run)

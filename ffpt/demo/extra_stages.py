@@ -68,7 +68,8 @@ def after(pipe) -> None:
     if p.get("h2comb"):
         from ffpt.demo.paper_combustion import MODERATE_FORCE, per_reaction
 
-        pipe.stage("per_reaction", [MODERATE_FORCE], ("h2comb_data", "train_pt", *trained),
+        pipe.stage("per_reaction", [MODERATE_FORCE, "|F| per atom"],
+                   ("h2comb_data", "train_pt", *trained),
                    lambda: per_reaction(pipe))
     if p.get("irc"):
         from ffpt.demo.paper_combustion import irc_profile

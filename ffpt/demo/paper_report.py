@@ -270,6 +270,21 @@ def _copy_pngs(pipe, dest: Path) -> None:
                 shutil.copyfile(x["fes_png"], dest / f"fes_rxn{rxn}_{mdl}.png")
 
 
+#: a hand-written status block of README.md (between these lines) survives a rewrite
+STATUS_START = "<!-- status: written by hand, kept when the report is rewritten -->"
+STATUS_END = "<!-- /status -->"
+
+
+def keep_status(readme: Path, text: list[str]) -> list[str]:
+    """``text`` (the new README's lines) with the status block of the existing ``readme``,
+    if it has one, placed after the title line."""
+    old = readme.read_text() if readme.is_file() else ""
+    if STATUS_START not in old or STATUS_END not in old:
+        return text
+    block = old[old.index(STATUS_START):old.index(STATUS_END) + len(STATUS_END)]
+    return [text[0], "", block, *text[1:]]
+
+
 def write_paper_report(pipe) -> dict:
     p = pipe.cfg["paper"]
     system = p.get("system", "experiment")
@@ -301,7 +316,8 @@ def write_paper_report(pipe) -> dict:
             *[f"- {n}" for n in p.get("notes", [])], "",
             "## Verdict per claim (as measured)", "", *[f"- {v}" for v in verdicts], "",
             "## FFPT-FT against scratch (pipeline report)", base_md, "", *extra]
-    (dest / "README.md").write_text("\n".join(text) + "\n")
+    text = keep_status(dest / "README.md", text)
+    atomic_write(dest / "README.md", lambda f: f.write(("\n".join(text) + "\n").encode()))
     summary = {"info": info, "verdicts": verdicts,
                **{k: pipe.results[k] for k in ("evaluate", "stability", "size_study",
                                                "extra_tests", "per_reaction", "irc", "msd",
