@@ -241,7 +241,34 @@ def test_combustion_tiny_end_to_end(tmp_path):
         assert m["returncode"] == 0 and 50 < m["T_mean_K"] < 5000  # T read from the log
         assert m["n_chunks"] == 2 and m["ps_simulated"] == pytest.approx(200 * 0.2e-3)
         assert sum(m["state_fraction"].values()) == pytest.approx(1.0)
+        assert m["state_changes"] == len(m["state_timeline"]) - 1
+        assert m["state_timeline"][0][1] == 0.0
+        assert m["state_timeline"][-1][2] == pytest.approx(m["ps_simulated"])
     assert s["irc"]["barrier_kJ_mol"]["reference"] > 150  # rxn 9: ~227 kJ/mol up the IRC
+    far = {tuple(x["d_A"]): x for x in s["irc"]["dissociation"]}  # H leaving O2 (AIMD frames)
+    assert 200 < far[(2.0, 2.5)]["reference"] < 240  # the bond energy, ~225 kJ/mol above HO2
+    assert {"pt", "scratch"} <= set(far[(2.0, 2.5)]) and far[(2.0, 2.5)]["n"] > 100
+
+
+def test_state_timeline_counts_round_trips_not_flicker():
+    """MetaD product states per frame -> visits. A 0.3-ps excursion is flicker (no change);
+    a capture that stays is one change; leaving again makes the round trip (two changes)."""
+    from ffpt.demo.paper_combustion import state_timeline
+
+    t = [0.1 * i for i in range(200)]
+    free, ho2 = "H + O2", "HO2"
+    capture = [free] * 60 + [ho2] * 140
+    assert state_timeline(capture, t) == [(free, 0.0, pytest.approx(6.0)),
+                                          (ho2, pytest.approx(6.0), pytest.approx(19.9))]
+    flicker = [free] * 60 + [ho2] * 3 + [free] * 137  # 0.3 ps bound: not a visit
+    assert [v[0] for v in state_timeline(flicker, t)] == [free]
+    trip = [free] * 60 + [ho2] * 70 + [free] * 70
+    visits = state_timeline(trip, t)
+    assert [v[0] for v in visits] == [free, ho2, free] and len(visits) - 1 == 2
+    # a 0.3-ps visit at the start joins the next one, which then starts at 0
+    assert state_timeline([ho2] * 3 + [free] * 50, t) == [(free, 0.0, pytest.approx(5.2))]
+    # with visits of at least 10 ps required, none of the three 6-7 ps visits counts
+    assert len(state_timeline(trip, t, min_visit_ps=10.0)) == 1
 
 
 def test_new_h2comb_fraction_relabels_the_ft_set(tmp_path):

@@ -160,6 +160,10 @@ def test_cli_end_to_end_is_resumable(tmp_path, tiny_artifact):
     assert json.loads((out / "runs/tiny/T300/seed1/record.json").read_text()) == records[0]
     res = CliRunner().invoke(main, [*args[:-3], "--friction", "5", "-o", str(out)])
     assert res.exit_code != 0 and "--overwrite" in res.output  # changed settings refuse
+    res = CliRunner().invoke(main, [*args[:-3], "--friction", "5", "--overwrite", "-o", str(out),
+                                    "--no-progress"])
+    assert res.exit_code == 0, res.output  # replaced, and said so with the setting that differs
+    assert "replacing 2 run(s) made with other settings (friction_ps differ)" in res.output
 
 
 @pytest.mark.lammps

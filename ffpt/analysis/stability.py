@@ -509,9 +509,11 @@ def plan_runs(models: dict[str, str | os.PathLike], atoms, temperatures, seeds, 
                         run["fresh"] = False
                         todo.append(run)
                         continue
-                    if prev != settings and prev and not overwrite:
-                        diff = sorted(k for k in set(prev) | set(settings)
-                                      if prev.get(k) != settings.get(k))
+                    diff = sorted(k for k in set(prev) | set(settings)
+                                  if prev and prev.get(k) != settings.get(k))
+                    if diff and overwrite:
+                        run["replaces"] = diff  # said before the old run is removed
+                    if diff and not overwrite:
                         raise ValueError(f"{d} holds a run with other settings ({', '.join(diff)}"
                                          " differ); use --overwrite to replace it or another "
                                          "output folder")
@@ -605,6 +607,11 @@ def run_stability(
          f"{len(seeds)} seed(s), system {crit.system}; {len(done)} run(s) done, {len(todo)} to "
          f"run{f' ({resumed} resumed)' if resumed else ''} with {jobs} LAMMPS process(es) in "
          f"{workdir}")
+    replaced = [r for r in todo if r.get("replaces")]
+    if replaced:
+        keys = sorted({k for r in replaced for k in r["replaces"]})
+        echo(f"stability: replacing {len(replaced)} run(s) made with other settings "
+             f"({', '.join(keys)} differ), e.g. {replaced[0]['dir']}")
     records = list(done)
     for run in (r for r in todo if r["fresh"]):
         d = Path(run["dir"])

@@ -72,9 +72,10 @@ def after(pipe) -> None:
                    ("h2comb_data", "train_pt", *trained),
                    lambda: per_reaction(pipe))
     if p.get("irc"):
-        from ffpt.demo.paper_combustion import irc_profile
+        from ffpt.demo.paper_combustion import DISSOCIATION_BINS, irc_profile
 
-        pipe.stage("irc", [p["irc"]], ("train_pt", *trained), lambda: irc_profile(pipe, p["irc"]))
+        pipe.stage("irc", [p["irc"], "dissociation", DISSOCIATION_BINS], ("train_pt", *trained),
+                   lambda: irc_profile(pipe, p["irc"]))
     if p.get("msd"):
         pipe.stage("msd", [p["msd"], "rdf after skip_ps"], ("stability",),
                    lambda: water_msd(pipe, p["msd"]))
@@ -84,9 +85,10 @@ def after(pipe) -> None:
         pipe.stage("ml_round", [p["ml_round"]], ("stability", "ft_labels", "train_pt"),
                    lambda: ml_round(pipe, p["ml_round"]))
     if p.get("metad"):
-        from ffpt.demo.paper_combustion import run_metad_stage
+        from ffpt.demo.paper_combustion import METAD_ANALYSIS, run_metad_stage
 
-        pipe.stage("metad", [p["metad"]], ("deploy",), lambda: run_metad_stage(pipe, p["metad"]))
+        pipe.stage("metad", [p["metad"], METAD_ANALYSIS], ("deploy",),
+                   lambda: run_metad_stage(pipe, p["metad"]))
     if p.get("results_dir"):
         from ffpt.demo.paper_report import write_paper_report
 

@@ -6,6 +6,7 @@ and FES convergence. Energies of the shared npz files are kcal/mol (converted to
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 import shutil
@@ -152,10 +153,54 @@ def irc_profile(pipe, spec: dict) -> dict:
     plt.close(fig)
     mae = {m: float(np.mean(np.abs(c - curves["reference"]))) * KJ_PER_EV
            for m, c in curves.items() if m != "reference"}
-    return {"reaction": rxn, "n_points": fs.n_frames, "mae_rel_kJ_mol": mae,
-            "barrier_kJ_mol": {m: float(c.max()) * KJ_PER_EV for m, c in curves.items()},
-            "d_OH_range_A": None if d_oh is None else [float(d_oh.min()), float(d_oh.max())],
-            "png": str(png)}
+    out = {"reaction": rxn, "n_points": fs.n_frames, "mae_rel_kJ_mol": mae,
+           "barrier_kJ_mol": {m: float(c.max()) * KJ_PER_EV for m, c in curves.items()},
+           "d_OH_range_A": None if d_oh is None else [float(d_oh.min()), float(d_oh.max())],
+           "png": str(png)}
+    far = data / f"{rxn}_aimd.npz"
+    if d_oh is not None and far.is_file():
+        frames = read_frames(far)
+        if len(frames.numbers) == 3 * frames.n_frames:  # the same 3-atom molecule throughout
+            out["dissociation"] = dissociation_energies(
+                pipe, fs, frames, spec.get("dissociation_bins_A", DISSOCIATION_BINS))
+    return out
+
+
+#: bins of the H atom's distance to its nearest O (Angstrom) for :func:`dissociation_energies`
+DISSOCIATION_BINS = (1.6, 2.0, 2.5, 3.0, 3.5)
+
+
+def dissociation_energies(pipe, irc, frames, bins) -> list[dict]:
+    """How far up from the bound minimum each model puts the H leaving a 3-atom molecule
+    (reaction 9: HO2 -> H + O2). Per bin of the H's distance to its nearest O: the median of
+    E - E(lowest IRC point), reference and every model, over the reaction's AIMD frames (10 %
+    of them are in the FT set; this measures the landscape, not a test error). A model that
+    puts the dissociated region too low binds the H too weakly; one whose energy rises with
+    the distance pulls a free H back."""
+    from ffpt.analysis.scan import scan_energies_batch
+    from ffpt.calculator import load_calculator
+
+    i0 = int(np.argmin(irc.energy))
+    pos = np.stack([frames.positions[frames.frame_slice(i)] for i in range(frames.n_frames)])
+    numbers = frames.numbers[frames.frame_slice(0)]
+    h = int(np.flatnonzero(numbers == 1)[0])
+    o = np.flatnonzero(numbers == 8)
+    d = np.linalg.norm(pos[:, o] - pos[:, h:h + 1], axis=2).min(axis=1)
+    e_ref = (frames.energy - irc.energy[i0]) * KJ_PER_EV
+    start = irc.positions[irc.frame_slice(i0)][None]
+    e_mod = {}
+    for m in ["pt", *pipe.variants]:
+        calc = load_calculator(pipe.results[f"train_{m}"]["best_checkpoint"])
+        e = scan_energies_batch(calc, numbers, np.concatenate([start, pos])) * KJ_PER_EV
+        e_mod[m] = e[1:] - e[0]
+    rows = []
+    for lo, hi in itertools.pairwise(bins):
+        k = (d >= lo) & (d < hi)
+        if k.any():
+            rows.append({"d_A": [float(lo), float(hi)], "n": int(k.sum()),
+                         "reference": float(np.median(e_ref[k])),
+                         **{m: float(np.median(e[k])) for m, e in e_mod.items()}})
+    return rows
 
 
 # ---------------------------------------------------------------------------- metadynamics
@@ -198,7 +243,8 @@ def _lammps_text(template: Path, spec: dict) -> str:
 
 # settings that choose, schedule or analyse runs; the rest (model, inputs, thermostat, hills,
 # chunk size, seed) defines a chunk, so raising ``steps`` reuses the finished chunks
-_NOT_CHUNK_SETTINGS = ("models", "jobs", "steps", "reactions", "fes_slices", "t_tolerance")
+_NOT_CHUNK_SETTINGS = ("models", "jobs", "steps", "reactions", "fes_slices", "t_tolerance",
+                       "min_visit_ps")
 DEFAULT_CHUNK_STEPS = 50_000
 DEFAULT_SEED = 4928459
 
@@ -367,24 +413,75 @@ def analyse_metad(d: Path, spec: dict) -> dict:
     dumps = [read_dump_frames(c / "traj.lammpstrj") for c, _ in chunks
              if (c / "traj.lammpstrj").exists()]
     frames = merge_by_step([([fr.step for fr in fs], fs) for fs in dumps])
-    states: Counter = Counter()
     oo_broken = 0
     dt_ps = float(spec.get("timestep_fs", 0.2)) / 1000.0
     if frames:
         res["ps_simulated"] = float(frames[-1].step * dt_ps)
+    seq = []
     for fr in frames:
         z = np.where(fr.types == 1, 8, 1)
-        states[product_state(z, fr.positions, fr.cell)] += 1
+        seq.append(product_state(z, fr.positions, fr.cell))
         if np.linalg.norm(_mic(fr.positions[0] - fr.positions[1], fr.cell)) > 1.6:
             oo_broken += 1
+    states = Counter(seq)
     n = max(1, sum(states.values()))
     res["state_fraction"] = {k: v / n for k, v in states.most_common()}
     res["n_frames"] = sum(states.values())
+    timeline = state_timeline(seq, [fr.step * dt_ps for fr in frames],
+                              float(spec.get("min_visit_ps", MIN_VISIT_PS)))
+    res["state_timeline"] = [list(s) for s in timeline]
+    res["state_changes"] = max(0, len(timeline) - 1)
     res["O2_dissociated_fraction"] = oo_broken / n
     hills = chunks[-1][0] / "HILLS" if chunks else d / "HILLS"  # the last holds every hill
     if hills.exists() and hills.stat().st_size > 0:
         res.update(fes_convergence(hills, d, int(spec.get("fes_slices", 5))))
     return res
+
+
+#: the version of :func:`analyse_metad`'s output, part of the metad stage's hash: a new
+#: version re-analyses finished runs (their chunks are reused, no MD reruns)
+METAD_ANALYSIS = 2
+#: a product state has to last this long to count as a visit (shorter ones are flicker)
+MIN_VISIT_PS = 0.5
+
+
+def state_timeline(states: list[str], times_ps: list[float], min_visit_ps: float = MIN_VISIT_PS
+                   ) -> list[tuple[str, float, float]]:
+    """The visits ``(state, from ps, to ps)`` of a per-frame state sequence, in order; a visit
+    lasts until the next one begins. A visit shorter than ``min_visit_ps`` is thermal flicker
+    and joins its longer neighbour, shortest first. A run with fewer than two changes made no
+    round trip: its state fractions are a first passage, not a converged population."""
+    first = [i for i, s in enumerate(states) if not i or s != states[i - 1]]
+    visits = [[states[i], i] for i in first]  # [state, first frame]
+
+    def length(k: int) -> float:
+        end = visits[k + 1][1] if k + 1 < len(visits) else len(states) - 1
+        return times_ps[end] - times_ps[visits[k][1]]
+
+    while len(visits) > 1:
+        k = min(range(len(visits)), key=length)
+        if length(k) >= min_visit_ps:
+            break
+        if k == 0:
+            visits[1][1] = 0  # the run's first visit is flicker: the next one starts at 0
+        nb = [j for j in (k - 1, k + 1) if 0 <= j < len(visits) and j != k]
+        host = max(nb, key=length)
+        if host < k or k == 0:
+            del visits[k]
+        else:  # the later neighbour takes over from this visit's start
+            visits[host][1] = visits[k][1]
+            del visits[k]
+        i = 1  # neighbours of the same state become one visit
+        while i < len(visits):
+            if visits[i][0] == visits[i - 1][0]:
+                del visits[i]
+            else:
+                i += 1
+    out = []
+    for k, (st, i) in enumerate(visits):
+        end = visits[k + 1][1] if k + 1 < len(visits) else len(states) - 1
+        out.append((st, float(times_ps[i]), float(times_ps[end])))
+    return out
 
 
 def _mic(v: np.ndarray, cell: np.ndarray) -> np.ndarray:

@@ -182,6 +182,17 @@ def extra_sections(pipe) -> tuple[list[str], list[str]]:
                  "above the IRC minimum.", "",
                  *_table(["model", "MAE of E - E_min (kJ/mol)", "highest point (kJ/mol)"], rows),
                  "", f"![irc]({Path(ir['png']).name})", ""]
+        if ir.get("dissociation"):
+            rows_d = ir["dissociation"]
+            models = [k for k in rows_d[0] if k not in ("d_A", "n", "reference")]
+            text += ["Leaving H: median E − E(IRC minimum) (kJ/mol) of the reaction's AIMD "
+                     "frames by the H's distance to its nearest O; in brackets, model − "
+                     "reference. Too low = the H is bound too weakly; rising with the distance "
+                     "= a free H is pulled back.", "",
+                     *_table(["d(H–O) (Å)", "frames", "reference", *models],
+                             [[f"{a:g}–{b:g}", x["n"], x["reference"],
+                               *[f"{x[m]:.1f} ({x[m] - x['reference']:+.1f})" for m in models]]
+                              for x in rows_d for a, b in [x["d_A"]]]), ""]
     if "msd" in r:
         m = r["msd"]
         rows = [[v, None if p["D_cm2_s"] is None else p["D_cm2_s"] * 1e5,
@@ -228,6 +239,8 @@ def extra_sections(pipe) -> tuple[list[str], list[str]]:
                  f"{m['n_train']} train / {m['n_test']} test; report `{m['report']}`)", "",
                  *_table(["model", "F MAE, round-2 test (meV/Å)", "MD survived"], rows), ""]
     if "metad" in r:
+        from ffpt.demo.paper_combustion import MIN_VISIT_PS
+
         rows = []
         for rxn, per in r["metad"]["runs"].items():
             for mdl, x in per.items():
@@ -239,7 +252,14 @@ def extra_sections(pipe) -> tuple[list[str], list[str]]:
                              ", ".join(f"{k} {v:.0%}" for k, v in list(st.items())[:4]),
                              None if x.get("O2_dissociated_fraction") is None else
                              f"{x['O2_dissociated_fraction']:.1%}",
-                             x.get("fes_rms_change_last_slice_kJ_mol")])
+                             x.get("fes_rms_change_last_slice_kJ_mol"),
+                             _visits(x.get("state_timeline"))])
+                if x.get("state_changes") is not None and x["state_changes"] < 2:
+                    ver.append(f"rxn {rxn} {mdl}: {x['state_changes']} change(s) of product "
+                               f"state in {x.get('ps_simulated', 0):.0f} ps "
+                               f"({_visits(x['state_timeline'])}) -> NOT CONVERGED: no round "
+                               "trip, so its state fractions and FES record one first passage, "
+                               "not free energies to compare between models")
                 if x.get("T_held") is not None:
                     ver.append(f"rxn {rxn} {mdl}: mean T {x['T_mean_K']:.0f} K -> temperature "
                                f"{'held at 300 K' if x['T_held'] else 'NOT held'}; O-O > 1.6 Å "
@@ -254,11 +274,21 @@ def extra_sections(pipe) -> tuple[list[str], list[str]]:
                  f"300 K| <= max({s.get('t_tolerance', 30.0)} K, 2 s.e.).", "",
                  *_table(["rxn", "model", "ps", "T mean ± s.e. (K)", "T 2nd half (K)", "T held",
                           "product states (fraction of frames)", "O-O > 1.6 Å (frames)",
-                          "FES RMS change, last slice (kJ/mol)"], rows), "",
+                          "FES RMS change, last slice (kJ/mol)",
+                          f"visits (≥ {s.get('min_visit_ps', MIN_VISIT_PS)} ps)"], rows), "",
                  *[f"![fes rxn{rxn} {mdl}](fes_rxn{rxn}_{mdl}.png)"
                    for rxn, per in r["metad"]["runs"].items() for mdl in per
                    if per[mdl].get("fes_png")], ""]
     return text, ver
+
+
+def _visits(timeline: list | None, most: int = 4) -> str | None:
+    """``H + O2 0-24 ps, HO2 24-200 ps`` (the first ``most`` visits, then a count)."""
+    if timeline is None:
+        return None
+    txt = [f"{st} {a:.0f}–{b:.0f} ps" for st, a, b in timeline[:most]]
+    more = len(timeline) - most
+    return ", ".join(txt) + (f" (+{more} more)" if more > 0 else "")
 
 
 def _copy_pngs(pipe, dest: Path) -> None:
@@ -297,6 +327,11 @@ def write_paper_report(pipe) -> dict:
     wall = sum(pipe.times.values())
     child = sum(json.loads(f.read_text())["seconds"] for f in
                 pipe.run.glob("size_*/.stages/*.json")) if "size_study" in pipe.results else 0
+    md_note = ""  # a re-analysed metad stage times the analysis; its chunks keep the MD time
+    runs = (pipe.results.get("metad") or {}).get("runs") or {}
+    md_s = sum(x.get("wall_s") or 0.0 for per in runs.values() for x in per.values())
+    if md_s:
+        md_note = f"; MetaD LAMMPS time {md_s:.0f} s summed over the runs' chunks"
     verdicts = [*survival_verdicts(pipe), *error_verdicts(pipe), *extra_ver]
     info = {"machine": machine(), "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
             "wall_time_s_stages": wall, "wall_time_s_note": "sum of the stage times of this "
@@ -311,7 +346,7 @@ def write_paper_report(pipe) -> dict:
             f"- machine: {info['machine']['cpu']}, {info['machine']['cores']} cores, torch "
             f"{info['machine']['torch']}, GPU {info['machine']['gpu']}; date {info['date_utc']} "
             f"UTC; load average at the report {info['load_average']}",
-            f"- wall time: {wall / 60:.1f} min (sum of stages; see stage times below)",
+            f"- wall time: {wall / 60:.1f} min (sum of stages; see stage times below){md_note}",
             f"- model: {pipe.cfg['model']}",
             *[f"- {n}" for n in p.get("notes", [])], "",
             "## Verdict per claim (as measured)", "", *[f"- {v}" for v in verdicts], "",

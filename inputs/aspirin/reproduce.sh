@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The paper's aspirin experiment (Fig. 2) as one resumable command:
 #   inputs/aspirin/reproduce.sh [--preset budget|tiny] [--set SECTION.KEY=VALUE ...]
-# GAFF-2.11 PT -> CCSD FT (plain, the paper's method, and replay) vs scratch -> deploy -> test
+# GAFF-2.11 PT -> CCSD FT (plain-paper at lr 1e-4, plain at 1e-3, replay) vs scratch -> deploy -> test
 # errors -> hole scans -> 500 K LAMMPS survival (8 seeds) -> training-set size study
 # (250/500/950) -> benchmarks/results/paper/aspirin/README.md. Finished stages are reused on a
 # rerun (Ctrl-C and the same command continue); needs ${FFPT_SHARED_DATA}/aspirin_ccsd.
