@@ -184,7 +184,8 @@ def test_aspirin_tiny_end_to_end_and_resume(tmp_path):
     s = json.loads((results / "paper_summary.json").read_text())
     pts = s["size_study"]["points"]
     assert sorted(pts, key=int) == ["12", "24"]
-    assert all(set(p["variants"]) == {"scratch", "plain-paper", "replay"} for p in pts.values())
+    assert all(set(p["variants"]) == {"scratch", "plain-paper", "replay", "plain"}
+               for p in pts.values())
     # every size is tested on the same 50 held-out CCSD frames
     from ffpt.data.frames import FrameSet
 
@@ -196,7 +197,7 @@ def test_aspirin_tiny_end_to_end_and_resume(tmp_path):
     assert "Verdict per claim" in text and "survival_vs_size.png" in text
     assert (results / "survival_vs_size.png").stat().st_size > 0
     _, _, again = _run("aspirin", tmp_path)  # resumable: every stage is reused
-    assert again.count("done earlier, skipped") == 14 and " ...\n" not in again
+    assert again.count("done earlier, skipped") == 15 and " ...\n" not in again
 
 
 def test_water_tiny_end_to_end(tmp_path):

@@ -302,71 +302,78 @@ def run_metad_stage(pipe, spec: dict) -> dict:
     and a larger ``steps`` only runs the new chunks. ``jobs`` runs go at once."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ffpt.data.frames import atomic_write
-    from ffpt.lammps.runner import run_lammps
-
     models = spec.get("models") or pipe.variants
-    n_chunks, chunk = chunk_plan(spec)
-    seed = int(spec.get("seed") or DEFAULT_SEED)
-    free = {k: v for k, v in spec.items() if k not in _NOT_CHUNK_SETTINGS}
     jobs = []
     for rxn in [str(r) for r in spec["reactions"]]:
-        src = REPO_ROOT / "inputs" / "combustion" / f"rxn{rxn}"
-        plumed = _plumed_text(src / "plumed.dat", spec)
-        lammps = _lammps_text(src / "in.metad", spec)
         for m in models:
             d = pipe.run / "metad" / f"rxn{rxn}" / m
-            art = Path(pipe.results["deploy"][m]["artifact"]).resolve()
-            settings = {"spec": free, "rxn": rxn, "chunk_steps": chunk, "seed": seed,
-                        "model_sha256": hashlib.sha256(art.read_bytes()).hexdigest(),
-                        "inputs_sha256": hashlib.sha256((plumed + lammps).encode()).hexdigest()}
-            d.mkdir(parents=True, exist_ok=True)
-            _set_aside_unchunked(d)
-            todo = _chunks_to_run(d, settings, n_chunks)
-            if todo:
-                jobs.append((d, rxn, art, plumed, lammps, settings, todo))
-
-    def one(job) -> None:
-        d, rxn, art, plumed, lammps, settings, todo = job
-        for k in todo:
-            c = chunk_dir(d, k)
-            if c.exists():
-                shutil.rmtree(c)
-            c.mkdir()
-            # RESTART: the bias from the HILLS copy (with the hill of the boundary step, which
-            # a run without a break would apply from the next force call on), hills appended
-            (c / "plumed.dat").write_text(("RESTART\n" if k else "") + plumed)
-            (c / "in.metad").write_text(lammps)
-            args = ["-var", "model", str(art), "-var", "steps", str(chunk), "-var", "seed",
-                    str(chunk_seed(seed, k)), "-var", "step0", str(k * chunk), "-var",
-                    "chunk", str(k)]
-            if k == 0:
-                subprocess.run([sys.executable, str(REPO_ROOT / "inputs" / "combustion" /
-                                                    "build_geometry.py"), rxn, "-o", str(c)],
-                               check=True, capture_output=True, text=True)
-            else:
-                prev = chunk_dir(d, k - 1)
-                if (prev / "HILLS").is_file():
-                    shutil.copyfile(prev / "HILLS", c / "HILLS")  # RESTART appends to it
-                args += ["-var", "data", f"../{prev.name}/final.data"]
-            run = run_lammps("in.metad", c, timeout=None, check=False, screen=False,
-                             args=tuple(args))
-            rc = run.returncode if run.returncode or (c / "final.data").is_file() else -1
-            rec = {"settings": settings, "chunk": k, "step0": k * chunk, "steps": chunk,
-                   "seed": chunk_seed(seed, k), "model": str(art), "returncode": rc,
-                   "wall_s": run.wall_s}
-            atomic_write(c / "record.json", lambda f, r=rec: f.write(json.dumps(r).encode()))
-            if rc != 0:
-                break
-
+            jobs.append(metad_job(d, rxn, Path(pipe.results["deploy"][m]["artifact"]), spec))
     with ThreadPoolExecutor(max_workers=int(spec.get("jobs", 2))) as pool:
-        list(pool.map(one, jobs))
+        list(pool.map(run_metad_job, [j for j in jobs if j["todo"]]))
     out = {}
     for rxn in [str(r) for r in spec["reactions"]]:
         for m in models:
             d = pipe.run / "metad" / f"rxn{rxn}" / m
             out.setdefault(rxn, {})[m] = analyse_metad(d, spec)
     return {"settings": spec, "runs": out}
+
+
+def metad_job(d: Path, rxn: str, artifact: Path, spec: dict) -> dict:
+    """One MetaD run of reaction ``rxn`` with ``artifact`` in folder ``d``: its inputs, the
+    settings that define a chunk and the chunks still to run (:func:`run_metad_job`)."""
+    n_chunks, chunk = chunk_plan(spec)
+    seed = int(spec.get("seed") or DEFAULT_SEED)
+    free = {k: v for k, v in spec.items() if k not in _NOT_CHUNK_SETTINGS}
+    src = REPO_ROOT / "inputs" / "combustion" / f"rxn{rxn}"
+    plumed = _plumed_text(src / "plumed.dat", spec)
+    lammps = _lammps_text(src / "in.metad", spec)
+    art = Path(artifact).resolve()
+    settings = {"spec": free, "rxn": rxn, "chunk_steps": chunk, "seed": seed,
+                "model_sha256": hashlib.sha256(art.read_bytes()).hexdigest(),
+                "inputs_sha256": hashlib.sha256((plumed + lammps).encode()).hexdigest()}
+    d.mkdir(parents=True, exist_ok=True)
+    _set_aside_unchunked(d)
+    return {"dir": d, "rxn": rxn, "artifact": art, "plumed": plumed, "lammps": lammps,
+            "settings": settings, "todo": _chunks_to_run(d, settings, n_chunks)}
+
+
+def run_metad_job(job: dict) -> None:
+    """Run the chunks ``job["todo"]`` of a :func:`metad_job`, each from the last one's state."""
+    from ffpt.data.frames import atomic_write
+    from ffpt.lammps.runner import run_lammps
+
+    d, rxn, art, settings = job["dir"], job["rxn"], job["artifact"], job["settings"]
+    seed, chunk = settings["seed"], settings["chunk_steps"]
+    for k in job["todo"]:
+        c = chunk_dir(d, k)
+        if c.exists():
+            shutil.rmtree(c)
+        c.mkdir()
+        # RESTART: the bias from the HILLS copy (with the hill of the boundary step, which
+        # a run without a break would apply from the next force call on), hills appended
+        (c / "plumed.dat").write_text(("RESTART\n" if k else "") + job["plumed"])
+        (c / "in.metad").write_text(job["lammps"])
+        args = ["-var", "model", str(art), "-var", "steps", str(chunk), "-var", "seed",
+                str(chunk_seed(seed, k)), "-var", "step0", str(k * chunk), "-var",
+                "chunk", str(k)]
+        if k == 0:
+            subprocess.run([sys.executable, str(REPO_ROOT / "inputs" / "combustion" /
+                                                "build_geometry.py"), rxn, "-o", str(c)],
+                           check=True, capture_output=True, text=True)
+        else:
+            prev = chunk_dir(d, k - 1)
+            if (prev / "HILLS").is_file():
+                shutil.copyfile(prev / "HILLS", c / "HILLS")  # RESTART appends to it
+            args += ["-var", "data", f"../{prev.name}/final.data"]
+        run = run_lammps("in.metad", c, timeout=None, check=False, screen=False,
+                         args=tuple(args))
+        rc = run.returncode if run.returncode or (c / "final.data").is_file() else -1
+        rec = {"settings": settings, "chunk": k, "step0": k * chunk, "steps": chunk,
+               "seed": chunk_seed(seed, k), "model": str(art), "returncode": rc,
+               "wall_s": run.wall_s}
+        atomic_write(c / "record.json", lambda f, r=rec: f.write(json.dumps(r).encode()))
+        if rc != 0:
+            break
 
 
 def metad_colvar(d: Path, n: int | None = None) -> np.ndarray:
