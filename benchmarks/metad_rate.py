@@ -12,7 +12,8 @@ product-state visits and the number of state changes (``analyse_metad``).
         --setting paper:5:100:5 --setting paper-20:5:100:0.05 --setting budget:1:500:0.05 \\
         --steps 20000 --out runs/metad_rate --results benchmarks/results/metad_rate/README.md
 
-A setting is LABEL:HEIGHT_kJ_mol:PACE_steps:DAMP_ps (damp = 1 / friction).
+A setting is LABEL:HEIGHT_kJ_mol:PACE_steps:DAMP_ps[:SIGMA_nm] (damp = 1 / friction; hill
+width on both CVs, default the input's 0.05 nm).
 """
 
 from __future__ import annotations
@@ -28,9 +29,12 @@ BASE = {"timestep_fs": 0.2, "biasfactor": 30, "thermo_every": 500, "dump_every":
 
 
 def spec_of(setting: str, steps: int, chunk_steps: int) -> tuple[str, dict]:
-    label, height, pace, damp = setting.split(":")
-    return label, {**BASE, "height": float(height), "pace": int(pace), "damp_ps": float(damp),
-                   "steps": steps, "chunk_steps": min(chunk_steps, steps)}
+    label, height, pace, damp, *sigma = setting.split(":")
+    spec = {**BASE, "height": float(height), "pace": int(pace), "damp_ps": float(damp),
+            "steps": steps, "chunk_steps": min(chunk_steps, steps)}
+    if sigma:  # only when given: the key is part of a chunk's settings
+        spec["sigma"] = float(sigma[0])
+    return label, spec
 
 
 def main() -> None:
@@ -39,7 +43,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", action="append", required=True, help="NAME=deployed artifact")
     ap.add_argument("--setting", action="append", required=True,
-                    help="LABEL:HEIGHT:PACE:DAMP_PS")
+                    help="LABEL:HEIGHT:PACE:DAMP_PS[:SIGMA_NM]")
     ap.add_argument("--rxn", default="09")
     ap.add_argument("--steps", type=int, default=20000, help="MD steps per run (0.2 fs)")
     ap.add_argument("--chunk-steps", type=int, default=50000)
@@ -62,6 +66,7 @@ def main() -> None:
         x = analyse_metad(job["dir"], spec)
         rows.append({"setting": label, "model": name, "height": spec["height"],
                      "pace": spec["pace"], "friction_ps": 1 / spec["damp_ps"],
+                     "sigma_nm": spec.get("sigma", 0.05),
                      "deposition_kJ_mol_ps": spec["height"] / (spec["pace"] * 2e-4),
                      "ps": x.get("ps_simulated"), "T_mean_K": x.get("T_mean_K"),
                      "T_se_K": x.get("T_mean_se_K"), "T_held": x.get("T_held"),
@@ -75,12 +80,14 @@ def main() -> None:
                   f"--rxn {a.rxn} --steps {a.steps} --out {a.out} --results {a.results}"]) + "`",
              "- inputs as the paper stage (inputs/combustion/rxn<NN>, Langevin 'zero no', T over "
              "3N dof), bias factor 30, 0.2 fs; visits last at least 0.5 ps", "",
-             "| setting | model | hill (kJ/mol) / pace | friction (ps⁻¹) | deposition rate "
-             "(kJ/mol/ps) | ps | T mean ± s.e. (K) | T held | state changes | visits |",
+             "| setting | model | hill (kJ/mol) / pace / width (nm) | friction (ps⁻¹) | "
+             "deposition rate (kJ/mol/ps) | ps | T mean ± s.e. (K) | T held | state changes | "
+             "visits |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         visits = ", ".join(f"{s} {t0_:.0f}–{t1:.0f}" for s, t0_, t1 in (r["visits"] or [])[:6])
-        lines.append(f"| {r['setting']} | {r['model']} | {r['height']:g} / {r['pace']} | "
+        lines.append(f"| {r['setting']} | {r['model']} | {r['height']:g} / {r['pace']} / "
+                     f"{r['sigma_nm']:g} | "
                      f"{r['friction_ps']:g} | {r['deposition_kJ_mol_ps']:g} | {r['ps']:.0f} | "
                      f"{r['T_mean_K']:.0f} ± {r['T_se_K']:.0f} | {r['T_held']} | "
                      f"{r['state_changes']} | {visits} |")

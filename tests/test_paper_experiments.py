@@ -495,3 +495,17 @@ def test_metad_interrupted_chunk_reruns_from_its_start(chunked, tmp_path):
     assert _metad(tmp_path / "run", chunked.art, 100, seed=7)["n_chunks"] == 1
     assert sorted(p.name for p in d.glob("chunk*")) == ["chunk0000"]
     assert not np.array_equal(np.loadtxt(chunk_dir(d, 0) / "COLVAR"), first)
+
+
+def test_metad_spec_sets_hill_width_height_and_pace_on_the_metad_line_only():
+    """``paper.metad.sigma`` (and height/pace) reach the METAD line; comments stay as written,
+    and a spec without them leaves the input unchanged."""
+    from ffpt.demo.paper_combustion import _plumed_text
+
+    src = REPO_ROOT / "inputs" / "combustion" / "rxn09" / "plumed.dat"
+    assert _plumed_text(src, {}) == src.read_text()
+    text = _plumed_text(src, {"sigma": 0.01, "height": 5.0, "pace": 100})
+    metad = [ln for ln in text.splitlines() if ln.strip().startswith("ARG=dOH,dOO")]
+    assert metad == ["  ARG=dOH,dOO SIGMA=0.01,0.01 HEIGHT=5.0 PACE=100"]
+    comments = [ln for ln in text.splitlines() if ln.lstrip().startswith("#")]
+    assert comments == [ln for ln in src.read_text().splitlines() if ln.lstrip().startswith("#")]

@@ -209,6 +209,12 @@ def _plumed_text(template: Path, spec: dict) -> str:
     for key, name in (("height", "HEIGHT"), ("pace", "PACE"), ("biasfactor", "BIASFACTOR")):
         if spec.get(key) is not None:
             text = re.sub(rf"{name}=[0-9.eE+-]+", f"{name}={spec[key]}", text)
+    if spec.get("sigma") is not None:  # hill width (nm) on every CV, not in comments
+        width = str(spec["sigma"])
+        text = "\n".join(line if line.lstrip().startswith("#") else re.sub(
+            r"SIGMA=[0-9.eE+-]+(?:,[0-9.eE+-]+)*",
+            lambda m: "SIGMA=" + ",".join([width] * (m.group(0).count(",") + 1)), line)
+            for line in text.split("\n"))
     if spec.get("colvar_every") is not None:
         text = re.sub(r"STRIDE=\d+ FILE=COLVAR", f"STRIDE={int(spec['colvar_every'])} FILE=COLVAR",
                       text)
