@@ -37,6 +37,32 @@ def spec_of(setting: str, steps: int, chunk_steps: int) -> tuple[str, dict]:
     return label, spec
 
 
+def plot_traces(runs: list[tuple[str, Path]], png: Path) -> None:
+    """d(O1-H) and d(O-O) against time (COLVAR), one panel per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ffpt.demo.paper_combustion import metad_colvar
+
+    fig, axes = plt.subplots(len(runs), 1, figsize=(7, 1.6 * len(runs) + 0.6), sharex=True,
+                             squeeze=False)
+    for ax, (label, d) in zip(axes[:, 0], runs, strict=True):
+        c = metad_colvar(d)
+        if c.size:
+            ax.plot(c[:, 0], c[:, 1] * 10, lw=0.4, label="d(O1–H)")
+            ax.plot(c[:, 0], c[:, 2] * 10, lw=0.4, label="d(O–O)")
+        ax.set_ylabel("Å")
+        ax.set_title(label, fontsize=8)
+    axes[0, 0].legend(fontsize=7, loc="upper right")
+    axes[-1, 0].set_xlabel("time (ps)")
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     from ffpt.demo.paper_combustion import analyse_metad, metad_job, run_metad_job
 
@@ -91,6 +117,9 @@ def main() -> None:
                      f"{r['friction_ps']:g} | {r['deposition_kJ_mol_ps']:g} | {r['ps']:.0f} | "
                      f"{r['T_mean_K']:.0f} ± {r['T_se_K']:.0f} | {r['T_held']} | "
                      f"{r['state_changes']} | {visits} |")
+    png = a.results.with_suffix(".png")
+    plot_traces([(f"{lb} / {nm}", job["dir"]) for lb, nm, _, job in runs], png)
+    lines += ["", f"![d(O1-H) against time]({png.name})"]
     a.results.parent.mkdir(parents=True, exist_ok=True)
     a.results.write_text("\n".join(lines) + "\n")
     a.results.with_suffix(".json").write_text(json.dumps(rows, indent=1))
