@@ -169,3 +169,33 @@ def test_aotinductor_roundtrip(tmp_path):
     assert abs(a["energy"] - b["energy"]) < 1e-10
     for key in ("energies", "forces", "virial"):
         np.testing.assert_allclose(a[key], b[key], rtol=0, atol=1e-10)
+
+
+def test_redeploying_an_unchanged_checkpoint_keeps_the_artifact(checkpoint, tmp_path):
+    """Two deployments of one checkpoint differ in bytes (TorchScript's serialization id),
+    so the pipeline keeps the artifact it has when the model is the same (MD runs are keyed
+    to the file's hash), and replaces it when the weights under the same path changed."""
+    from ffpt.demo.pipeline import deploy_keeping_same
+    from ffpt.deploy import deploy_checkpoint
+    from ffpt.model import load_model, save_checkpoint
+    from ffpt.provenance import file_sha256
+
+    ckpt = tmp_path / "model.ckpt"
+    shutil.copyfile(checkpoint, ckpt)
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    deploy_checkpoint(ckpt, a)
+    deploy_checkpoint(ckpt, b)
+    assert file_sha256(a) != file_sha256(b)  # why the pipeline needs the keep
+    out = tmp_path / "m.pt"
+    deploy_keeping_same(ckpt, out, "float64")
+    sha = file_sha256(out)
+    _, meta = deploy_keeping_same(ckpt, out, "float64")
+    assert file_sha256(out) == sha and meta.artifact_sha256
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt", "b.pt", "m.pt", "model.ckpt"]
+    model = load_model(ckpt)
+    with torch.no_grad():
+        next(model.parameters()).add_(0.01)
+    save_checkpoint(ckpt, model, {"features": 16, "num_radial": 8, "cutoff": 4.0,
+                                  "num_interactions": 2, "dtype": "float64"})
+    _, new = deploy_keeping_same(ckpt, out, "float64")
+    assert file_sha256(out) != sha and new.weights_sha256 != meta.weights_sha256

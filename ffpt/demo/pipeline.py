@@ -379,13 +379,11 @@ class Pipeline:
 
     # ------------------------------------------------------------------ stage 5
     def deploy(self) -> dict:
-        from ffpt.deploy import deploy_checkpoint
-
         out = {}
         for v in self.variants:
-            path, meta = deploy_checkpoint(self.results[f"train_{v}"]["best_checkpoint"],
-                                           self.path("models", f"{v}-deployed.pt"),
-                                           dtype=self.cfg["stability"]["deploy_dtype"])
+            path, meta = deploy_keeping_same(self.results[f"train_{v}"]["best_checkpoint"],
+                                             self.path("models", f"{v}-deployed.pt"),
+                                             dtype=self.cfg["stability"]["deploy_dtype"])
             out[v] = {"artifact": str(path), "elements": list(meta.elements)}
         return out
 
@@ -509,3 +507,33 @@ def _jsonable(obj):
     if isinstance(obj, Path):
         return str(obj)
     return obj
+
+
+def deploy_keeping_same(checkpoint, output: Path, dtype: str):
+    """``deploy_checkpoint``, but an existing artifact of the same model stays as it is.
+    TorchScript archives are not byte-reproducible (a random serialization id, attribute
+    order), so a redeployed unchanged checkpoint would get a new file hash, and every MD run
+    keyed to the old hash would count as made with another model and be rerun. "Same" is
+    the whole metadata (weights hash, dtype, elements, cutoff, versions, source) except the
+    artifact's own hash."""
+    from dataclasses import asdict
+
+    from ffpt.deploy import deploy_checkpoint
+    from ffpt.deploy.artifact import read_metadata
+
+    output = Path(output)
+    fresh = output.with_name(f".{output.stem}.new{output.suffix}")
+    _, meta = deploy_checkpoint(checkpoint, fresh, dtype=dtype)
+    try:
+        old = read_metadata(output) if output.is_file() else None
+    except Exception:  # unreadable or foreign: replace it
+        old = None
+
+    def ident(m) -> dict:
+        return {k: x for k, x in asdict(m).items() if k != "artifact_sha256"}
+
+    if old is not None and ident(old) == ident(meta):
+        fresh.unlink()
+        return output, old
+    fresh.replace(output)
+    return output, meta
