@@ -192,6 +192,23 @@ def test_redeploying_an_unchanged_checkpoint_keeps_the_artifact(checkpoint, tmp_
     _, meta = deploy_keeping_same(ckpt, out, "float64")
     assert file_sha256(out) == sha and meta.artifact_sha256
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt", "b.pt", "m.pt", "model.ckpt"]
+    # an artifact whose weights were edited after deployment (metadata intact) is not kept
+    import zipfile
+
+    from ffpt.deploy.artifact import verify_artifact
+
+    with zipfile.ZipFile(out) as zin:
+        records = {n: zin.read(n) for n in zin.namelist()}
+    name = next(n for n in records if "/data/" in n and len(records[n]) >= 8)
+    records[name] = bytes(b ^ 0xFF for b in records[name][:8]) + records[name][8:]
+    with zipfile.ZipFile(out, "w") as zout:
+        for n, data in records.items():
+            zout.writestr(n, data)
+    edited = file_sha256(out)
+    deploy_keeping_same(ckpt, out, "float64")
+    assert file_sha256(out) not in (edited, sha)
+    verify_artifact(out)  # the replacement passes verification
+    sha = file_sha256(out)
     model = load_model(ckpt)
     with torch.no_grad():
         next(model.parameters()).add_(0.01)

@@ -510,7 +510,7 @@ def plan_runs(models: dict[str, str | os.PathLike], atoms, temperatures, seeds, 
                         todo.append(run)
                         continue
                     diff = sorted(k for k in set(prev) | set(settings)
-                                  if prev and prev.get(k) != settings.get(k))
+                                  if prev.get(k) != settings.get(k)) if prev else []
                     if diff and overwrite:
                         run["replaces"] = diff  # said before the old run is removed
                     if diff and not overwrite:

@@ -464,37 +464,25 @@ def state_timeline(states: list[str], times_ps: list[float], min_visit_ps: float
     lasts until the next one begins. A visit shorter than ``min_visit_ps`` is thermal flicker
     and joins its longer neighbour, shortest first. A run with fewer than two changes made no
     round trip: its state fractions are a first passage, not a converged population."""
-    first = [i for i, s in enumerate(states) if not i or s != states[i - 1]]
-    visits = [[states[i], i] for i in first]  # [state, first frame]
+    visits = [[s, i] for i, s in enumerate(states) if not i or s != states[i - 1]]
+
+    def end(k: int) -> int:  # a visit lasts until the next one begins
+        return visits[k + 1][1] if k + 1 < len(visits) else len(states) - 1
 
     def length(k: int) -> float:
-        end = visits[k + 1][1] if k + 1 < len(visits) else len(states) - 1
-        return times_ps[end] - times_ps[visits[k][1]]
+        return times_ps[end(k)] - times_ps[visits[k][1]]
 
     while len(visits) > 1:
         k = min(range(len(visits)), key=length)
         if length(k) >= min_visit_ps:
             break
-        if k == 0:
-            visits[1][1] = 0  # the run's first visit is flicker: the next one starts at 0
-        nb = [j for j in (k - 1, k + 1) if 0 <= j < len(visits) and j != k]
-        host = max(nb, key=length)
-        if host < k or k == 0:
-            del visits[k]
-        else:  # the later neighbour takes over from this visit's start
+        host = max((j for j in (k - 1, k + 1) if 0 <= j < len(visits)), key=length)
+        if host > k:  # the later neighbour takes over from this visit's start
             visits[host][1] = visits[k][1]
-            del visits[k]
-        i = 1  # neighbours of the same state become one visit
-        while i < len(visits):
-            if visits[i][0] == visits[i - 1][0]:
-                del visits[i]
-            else:
-                i += 1
-    out = []
-    for k, (st, i) in enumerate(visits):
-        end = visits[k + 1][1] if k + 1 < len(visits) else len(states) - 1
-        out.append((st, float(times_ps[i]), float(times_ps[end])))
-    return out
+        del visits[k]
+        visits = [v for i, v in enumerate(visits) if not i or v[0] != visits[i - 1][0]]
+    return [(st, float(times_ps[i]), float(times_ps[end(k)]))
+            for k, (st, i) in enumerate(visits)]
 
 
 def _mic(v: np.ndarray, cell: np.ndarray) -> np.ndarray:

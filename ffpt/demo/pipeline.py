@@ -515,18 +515,20 @@ def deploy_keeping_same(checkpoint, output: Path, dtype: str):
     order), so a redeployed unchanged checkpoint would get a new file hash, and every MD run
     keyed to the old hash would count as made with another model and be rerun. "Same" is
     the whole metadata (weights hash, dtype, elements, cutoff, versions, source) except the
-    artifact's own hash."""
+    artifact's own hash, of an artifact that passes verification (a modified or corrupt one
+    is replaced)."""
     from dataclasses import asdict
 
     from ffpt.deploy import deploy_checkpoint
-    from ffpt.deploy.artifact import read_metadata
+    from ffpt.deploy.artifact import verify_artifact
+    from ffpt.deploy.trust import ArtifactError
 
     output = Path(output)
     fresh = output.with_name(f".{output.stem}.new{output.suffix}")
     _, meta = deploy_checkpoint(checkpoint, fresh, dtype=dtype)
     try:
-        old = read_metadata(output) if output.is_file() else None
-    except Exception:  # unreadable or foreign: replace it
+        old = verify_artifact(output)[0] if output.is_file() else None
+    except ArtifactError:
         old = None
 
     def ident(m) -> dict:
