@@ -381,10 +381,10 @@ CHUNKED = {"reactions": ["09"], "chunk_steps": 100, "timestep_fs": 0.2, "damp_ps
            "colvar_every": 10, "fes_slices": 2, "jobs": 1}
 
 
-def _metad(run: Path, artifact: Path, steps: int, **over) -> dict:
+def _metad(run: Path, artifact: Path, steps: int, echo=print, **over) -> dict:
     from ffpt.demo.paper_combustion import run_metad_stage
 
-    pipe = SimpleNamespace(run=run, variants=["m"],
+    pipe = SimpleNamespace(run=run, variants=["m"], echo=echo,
                            results={"deploy": {"m": {"artifact": str(artifact)}}})
     return run_metad_stage(pipe, {**CHUNKED, "steps": steps, **over})["runs"]["09"]["m"]
 
@@ -474,7 +474,8 @@ def test_metad_restart_continues_state_and_bias(chunked):
 def test_metad_interrupted_chunk_reruns_from_its_start(chunked, tmp_path):
     """A chunk without a record (killed mid-run) is rerun from the previous chunk's final
     state, giving the same trajectory, the earlier chunks untouched; a run of the earlier
-    all-in-one layout is set aside; another seed reruns from chunk 0, dropping later chunks."""
+    all-in-one layout is set aside; another seed reruns from chunk 0, and the chunks of the
+    old seed are kept in superseded/, not deleted."""
     import shutil
 
     from ffpt.demo.paper_combustion import chunk_dir
@@ -494,9 +495,13 @@ def test_metad_interrupted_chunk_reruns_from_its_start(chunked, tmp_path):
     np.testing.assert_array_equal(np.loadtxt(chunk_dir(d, 2) / "COLVAR"), want)
     assert (d / "unchunked" / "HILLS").read_text() == "old\n" and not (d / "HILLS").exists()
     first = np.loadtxt(chunk_dir(d, 0) / "COLVAR")
-    assert _metad(tmp_path / "run", chunked.art, 100, seed=7)["n_chunks"] == 1
+    old = {c: _files(d / c) for c in ("chunk0000", "chunk0001", "chunk0002")}
+    said = []
+    assert _metad(tmp_path / "run", chunked.art, 100, echo=said.append, seed=7)["n_chunks"] == 1
+    assert len(said) == 1 and "settings changed" in said[0] and "superseded" in said[0]
     assert sorted(p.name for p in d.glob("chunk*")) == ["chunk0000"]
     assert not np.array_equal(np.loadtxt(chunk_dir(d, 0) / "COLVAR"), first)
+    assert {c: _files(d / "superseded" / c) for c in old} == old
 
 
 def test_metad_spec_sets_hill_width_height_and_pace_on_the_metad_line_only():

@@ -271,17 +271,34 @@ def metad_chunks(d: Path, n: int | None = None) -> list[tuple[Path, dict]]:
     return [(chunk_dir(d, k), r) for k, r in enumerate(recs)]
 
 
-def _chunks_to_run(d: Path, settings: dict, n: int) -> range:
-    """Chunks of run ``d`` still to run. The first chunk without a record of these settings
-    and every chunk after it are removed (never mixed with chunks of other settings)."""
+def _chunks_to_run(d: Path, settings: dict, n: int) -> tuple[range, Path | None]:
+    """Chunks of run ``d`` still to run, and where finished chunks of other settings went.
+    Chunks are never mixed with chunks of other settings: from the first finished chunk of
+    other settings on, the chunks are moved to ``superseded[N]/`` (kept, not deleted); an
+    unfinished chunk (no record: interrupted) is removed."""
     chunks = metad_chunks(d)
     k = next((i for i, (_, rec) in enumerate(chunks) if rec.get("settings") != settings),
              len(chunks))
     if k == len(chunks) and chunks and chunks[-1][1]["returncode"] != 0:
-        return range(0)  # a failed chunk of these settings: the run ends there
+        return range(0), None  # a failed chunk of these settings: the run ends there
+    aside = None
+    if k < len(chunks):
+        aside = _free_name(d, "superseded")
+        aside.mkdir()
+        for c in sorted(d.glob("chunk[0-9][0-9][0-9][0-9]")):
+            if int(c.name[5:]) >= k:
+                c.rename(aside / c.name)
     if k < n:
         remove_chunks(d, k)
-    return range(k, n)
+    return range(k, n), aside
+
+
+def _free_name(d: Path, stem: str) -> Path:
+    """``d/stem``, or ``d/stem1``, ``d/stem2``, ... : the first that does not exist."""
+    dest, i = d / stem, 1
+    while dest.exists():
+        dest, i = d / f"{stem}{i}", i + 1
+    return dest
 
 
 def _set_aside_unchunked(d: Path) -> None:
@@ -289,9 +306,7 @@ def _set_aside_unchunked(d: Path) -> None:
     to ``unchunked[N]/`` (it has no final state to continue from)."""
     if not (d / "record.json").is_file():
         return
-    dest, i = d / "unchunked", 1
-    while dest.exists():
-        dest, i = d / f"unchunked{i}", i + 1
+    dest = _free_name(d, "unchunked")
     dest.mkdir()
     for f in d.iterdir():
         if f.is_file():
@@ -314,6 +329,9 @@ def run_metad_stage(pipe, spec: dict) -> dict:
         for m in models:
             d = pipe.run / "metad" / f"rxn{rxn}" / m
             jobs.append(metad_job(d, rxn, Path(pipe.results["deploy"][m]["artifact"]), spec))
+            if jobs[-1]["superseded"] is not None:
+                pipe.echo(f"    {d}: settings changed; its chunks of the old settings are "
+                          f"kept in {jobs[-1]['superseded']}")
     with ThreadPoolExecutor(max_workers=int(spec.get("jobs", 2))) as pool:
         list(pool.map(run_metad_job, [j for j in jobs if j["todo"]]))
     out = {}
@@ -339,8 +357,9 @@ def metad_job(d: Path, rxn: str, artifact: Path, spec: dict) -> dict:
                 "inputs_sha256": hashlib.sha256((plumed + lammps).encode()).hexdigest()}
     d.mkdir(parents=True, exist_ok=True)
     _set_aside_unchunked(d)
+    todo, aside = _chunks_to_run(d, settings, n_chunks)
     return {"dir": d, "rxn": rxn, "artifact": art, "plumed": plumed, "lammps": lammps,
-            "settings": settings, "todo": _chunks_to_run(d, settings, n_chunks)}
+            "settings": settings, "todo": todo, "superseded": aside}
 
 
 def run_metad_job(job: dict) -> None:
