@@ -52,6 +52,8 @@ def main() -> None:
     ap.add_argument("--variant", required=True, help="model whose failed runs are read")
     ap.add_argument("--start", required=True, help="the runs' start structure")
     ap.add_argument("--model", action="append", required=True, help="NAME=checkpoint")
+    ap.add_argument("--teacher", help="a teacher as one more column (e.g. gaff: the PT "
+                    "labels' own energy there), built on the start structure's atom order")
     ap.add_argument("--back", default="40,10,2,1", help="frames before the last one")
     ap.add_argument("--focus", help="plot, per run, the frame where this model is lowest "
                     "(default: the first model)")
@@ -65,6 +67,11 @@ def main() -> None:
 
     torch.set_num_threads(1)
     calcs = {m.split("=", 1)[0]: load_calculator(m.split("=", 1)[1]) for m in a.model}
+    if a.teacher:
+        from ffpt.teachers import TeacherCalculator, get_teacher
+
+        calcs[f"{a.teacher} (teacher)"] = TeacherCalculator(
+            get_teacher(a.teacher, structure=a.start))
     rows = failure_energies(a.runs, a.variant, read(a.start),
                             calcs, tuple(int(b) for b in a.back.split(",")))
     names = list(calcs)
@@ -72,6 +79,8 @@ def main() -> None:
              "E − E(start structure) in eV, each model against itself; frames read every "
              "dump interval before the failure (the last row of each run is the failure "
              "frame).", "", f"Models: {', '.join(f'{m}' for m in a.model)}", "",
+             *([f"Teacher: {a.teacher} on the start structure's atom order.", ""] if a.teacher
+               else []),
              f"Machine: {machine_summary()}; load {load_average()}.", "",
              "| run | step | " + " | ".join(names) + " |",
              "|---|---|" + "---|" * len(names)]

@@ -516,3 +516,33 @@ def test_metad_spec_sets_hill_width_height_and_pace_on_the_metad_line_only():
     assert metad == ["  ARG=dOH,dOO SIGMA=0.01,0.01 HEIGHT=5.0 PACE=100"]
     comments = [ln for ln in text.splitlines() if ln.lstrip().startswith("#")]
     assert comments == [ln for ln in src.read_text().splitlines() if ln.lstrip().startswith("#")]
+
+
+def test_basin_free_energies_of_two_harmonic_wells():
+    """Two harmonic wells, depth offset 20 kJ/mol, force constants k and 4k: the basin free
+    energy difference is 20 + kT ln(sqrt(4)) (the narrower well loses entropy), and the
+    result does not depend on the grid spacing or on F's zero."""
+    from ffpt.analysis.fes import basin_free_energies
+
+    kT, k = 2.494, 5000.0  # kJ/mol, kJ/mol/nm^2
+    for n in (801, 1601):
+        x = np.linspace(0.0, 1.0, n)
+        f = np.minimum(k * (x - 0.3) ** 2, 4 * k * (x - 0.7) ** 2 + 20.0) + 7.0
+        got = basin_free_energies(f, {"a": x < 0.5, "b": x >= 0.5, "none": x > 2}, kT)
+        assert set(got) == {"a", "b"} and got["a"] == 0.0
+        assert got["b"] == pytest.approx(20.0 + kT * np.log(2.0), abs=1e-3)
+
+
+def test_cv_basins_name_the_states_of_the_product_graph():
+    """Each (dOH, dOO) grid region carries the product_state of a geometry at those
+    distances (H on the far side of O1 from O2)."""
+    from ffpt.demo.paper_combustion import cv_basins, product_state
+
+    d_oh, d_oo = np.linspace(0.06, 0.45, 40), np.linspace(0.09, 0.25, 33)
+    regions = cv_basins(d_oh, d_oo)
+    assert sum(m.astype(int) for m in regions.values()).min() == 1  # a partition
+    z, cell = np.array([8, 8, 1]), np.eye(3) * 50.0
+    for name, m in regions.items():
+        for i, j in zip(*np.nonzero(m), strict=True):
+            pos = np.array([[0.0, 0, 0], [10 * d_oo[j], 0, 0], [-10 * d_oh[i], 0, 0]]) + 20.0
+            assert product_state(z, pos, cell) == name, (name, d_oh[i], d_oo[j])

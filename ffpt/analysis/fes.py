@@ -204,6 +204,19 @@ def compute_fes(hills_path: str | os.PathLike, bins=None, gmin=None, gmax=None,
     return fes
 
 
+def basin_free_energies(free_energy: np.ndarray, regions: dict[str, np.ndarray],
+                        kT: float) -> dict[str, float]:
+    """Free energy of each region of the CV grid, ``-kT ln sum exp(-F/kT)`` over its grid
+    points (a uniform grid; same units as ``F`` and ``kT``), relative to the lowest region.
+    A region with no grid point is left out."""
+    f = np.asarray(free_energy, float)
+    f0 = f.min()
+    out = {name: float(f0 - kT * np.log(np.exp(-(f[m] - f0) / kT).sum()))
+           for name, m in regions.items() if np.any(m)}
+    low = min(out.values(), default=0.0)
+    return {k: v - low for k, v in out.items()}
+
+
 def write_fes(fes: FES, path: str | os.PathLike) -> None:
     grids = np.meshgrid(*fes.axes, indexing="ij")
     cols = [g.ravel() for g in grids] + [fes.free_energy.ravel()]

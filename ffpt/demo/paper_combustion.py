@@ -472,7 +472,7 @@ def analyse_metad(d: Path, spec: dict) -> dict:
 
 #: the version of :func:`analyse_metad`'s output, part of the metad stage's hash: a new
 #: version re-analyses finished runs (their chunks are reused, no MD reruns)
-METAD_ANALYSIS = 2
+METAD_ANALYSIS = 3
 #: a product state has to last this long to count as a visit (shorter ones are flicker)
 MIN_VISIT_PS = 0.5
 
@@ -517,9 +517,10 @@ def product_state(z: np.ndarray, pos: np.ndarray, cell: np.ndarray) -> str:
 
 
 def fes_convergence(hills: Path, d: Path, slices: int) -> dict:
-    """``ffpt fes HILLS --slices N`` (``d``/fes.dat, fes.png with the convergence panel) and the RMS
-    change of the FES between the last two slices in the region below 100 kJ/mol."""
-    from ffpt.analysis.fes import compute_fes, plot_fes, write_fes
+    """``ffpt fes HILLS --slices N`` (``d``/fes.dat, fes.png with the convergence panel), the RMS
+    change of the FES between the last two slices in the region below 100 kJ/mol, and the
+    basin free energies (:func:`cv_basins`) of every slice."""
+    from ffpt.analysis.fes import basin_free_energies, compute_fes, plot_fes, write_fes
 
     fes = compute_fes(hills, n_slices=slices)
     write_fes(fes, d / "fes.dat")
@@ -531,4 +532,29 @@ def fes_convergence(hills: Path, d: Path, slices: int) -> dict:
         a, b = a - a.min(), b - b.min()
         low = b < 100.0
         out["fes_rms_change_last_slice_kJ_mol"] = float(np.sqrt(np.mean((a - b)[low] ** 2)))
+    if fes.names == ["dOH", "dOO"]:
+        regions = cv_basins(*fes.axes)
+        out["basin_F_kJ_mol"] = basin_free_energies(fes.free_energy, regions, KT_300_KJ_MOL)
+        if sl is not None:
+            out["basin_F_slices"] = {
+                f"{t:g}": basin_free_energies(s, regions, KT_300_KJ_MOL)
+                for t, s in zip(fes.times, sl, strict=True)}
     return out
+
+
+#: kT at 300 K in kJ/mol (the MetaD temperature; PLUMED's units)
+KT_300_KJ_MOL = 8.314462618e-3 * 300.0
+
+
+def cv_basins(d_oh: np.ndarray, d_oo: np.ndarray) -> dict[str, np.ndarray]:
+    """The product states of :func:`product_state` as regions of the (dOH, dOO) grid in nm:
+    the O-H and O-O distances bonded below 1.2 x the sum of covalent radii (the graph's own
+    cutoff). The H's distance to the other O is not a CV, so an H bound to it counts as
+    'H + O2' here."""
+    from ase.data import covalent_radii
+
+    oh = 1.2 * (covalent_radii[8] + covalent_radii[1]) / 10.0
+    oo = 1.2 * 2 * covalent_radii[8] / 10.0
+    a, b = np.meshgrid(d_oh, d_oo, indexing="ij")
+    return {"HO2": (a <= oh) & (b <= oo), "H + O2": (a > oh) & (b <= oo),
+            "HO + O": (a <= oh) & (b > oo), "H + 2 O": (a > oh) & (b > oo)}

@@ -264,11 +264,14 @@ def extra_sections(pipe) -> tuple[list[str], list[str]]:
                     ver.append(f"rxn {rxn} {mdl}: mean T {x['T_mean_K']:.0f} K -> temperature "
                                f"{'held at 300 K' if x['T_held'] else 'NOT held'}; O-O > 1.6 Å "
                                f"in {x.get('O2_dissociated_fraction', 0):.1%} of frames")
+        basins, bver = _basin_rows(r["metad"]["runs"])
+        ver += bver
         s = r["metad"]["settings"]
         text += ["## Well-tempered metadynamics (LAMMPS, pair_style ffpt + fix plumed)", "",
                  f"Langevin damping {s['damp_ps']} ps (friction {1 / float(s['damp_ps']):g} "
                  f"ps⁻¹; paper 0.2 ps⁻¹), hills {s.get('height')} kJ/mol every {s.get('pace')} "
-                 f"steps (paper 5 kJ/mol / 100), bias factor {s.get('biasfactor')}, "
+                 f"steps, {s.get('sigma', 0.05)} nm wide (paper 5 kJ/mol / 100 steps / 0.05), "
+                 f"bias factor {s.get('biasfactor')}, "
                  f"{s.get('timestep_fs', 0.2)} fs, {s['steps']} steps per run; Langevin "
                  "'zero no', T over all 3N dof (docs/paper_experiments.md). T held: |mean - "
                  f"300 K| <= max({s.get('t_tolerance', 30.0)} K, 2 s.e.).", "",
@@ -276,10 +279,47 @@ def extra_sections(pipe) -> tuple[list[str], list[str]]:
                           "product states (fraction of frames)", "O-O > 1.6 Å (frames)",
                           "FES RMS change, last slice (kJ/mol)",
                           f"visits (≥ {s.get('min_visit_ps', MIN_VISIT_PS)} ps)"], rows), "",
+                 *(["### Basin free energies from the final FES (kJ/mol, 300 K)", "",
+                    "F of each product state's region of the (dOH, dOO) grid, "
+                    "−kT ln Σ exp(−F/kT), relative to the lowest; in brackets the same from the "
+                    "previous FES slice (its change is the convergence). Regions: O–H and O–O "
+                    "bonded below 1.2 × the covalent radii (the product-state graph's cutoff). "
+                    "A free energy, not the energy difference of the IRC or 'Leaving H' tables: "
+                    "the free H's volume (up to the 4.5-Å wall) lowers it.", "",
+                    *_table(["rxn", "model", *BASINS], basins), ""] if basins else []),
                  *[f"![fes rxn{rxn} {mdl}](fes_rxn{rxn}_{mdl}.png)"
                    for rxn, per in r["metad"]["runs"].items() for mdl in per
                    if per[mdl].get("fes_png")], ""]
     return text, ver
+
+
+BASINS = ("HO2", "H + O2", "HO + O", "H + 2 O")
+#: kJ/mol: a basin free energy that moved more than this over the last FES slice is not
+#: converged
+BASIN_TOLERANCE = 10.0
+
+
+def _basin_rows(runs: dict) -> tuple[list[list], list[str]]:
+    """Rows of the basin free-energy table and a convergence verdict per run."""
+    rows, ver = [], []
+    for rxn, per in runs.items():
+        for mdl, x in per.items():
+            last = x.get("basin_F_kJ_mol")
+            if not last:
+                continue
+            sl = list((x.get("basin_F_slices") or {}).values())
+            prev = sl[-2] if len(sl) >= 2 else {}
+            rows.append([rxn, mdl, *[None if b not in last else f"{last[b]:.0f}" + (
+                f" ({prev[b]:.0f})" if b in prev else "") for b in BASINS]])
+            moved = max((abs(last[b] - prev[b]) for b in last if b in prev), default=None)
+            if moved is not None and "HO2" in last and "H + O2" in last:
+                ok = moved <= BASIN_TOLERANCE
+                ver.append(f"rxn {rxn} {mdl}: F(H + O2) − F(HO2) = "
+                           f"{last['H + O2'] - last['HO2']:+.0f} kJ/mol; basins moved up to "
+                           f"{moved:.0f} kJ/mol over the last slice -> "
+                           f"{'converged' if ok else 'NOT CONVERGED'} "
+                           f"(tolerance {BASIN_TOLERANCE:g} kJ/mol)")
+    return rows, ver
 
 
 def _visits(timeline: list | None, most: int = 4) -> str | None:
