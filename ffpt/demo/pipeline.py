@@ -168,7 +168,8 @@ class Pipeline:
             self.stage(f"train_{v}", [*common, spec], up, lambda v=v: self.train_one(v))
         trained = tuple(f"train_{v}" for v in self.variants)
         self.stage("deploy", [c["stability"]["deploy_dtype"]], trained, self.deploy)
-        self.stage("evaluate", [], ("train_pt", "ft_labels", *trained), self.evaluate)
+        self.stage("evaluate", [EVALUATE_VERSION], ("train_pt", "ft_labels", *trained),
+                   self.evaluate)
         self.stage("scan", [c["scan"]], ("train_pt", *trained), self.scan)
         stab = {k: v for k, v in c["stability"].items() if k != "jobs"}
         from ffpt.lammps.io import THERMOSTAT  # a new thermostat recipe reruns the MD
@@ -396,6 +397,8 @@ class Pipeline:
                "pt_on_ft_test": test_errors(ck["pt"], ft_test)}
         for v in self.variants:
             out[f"{v}_on_ft_test"] = test_errors(ck[v], ft_test)
+            # what fine-tuning kept of the force field (scratch: never saw it)
+            out[f"{v}_on_pt_test"] = test_errors(ck[v], pt_test, max_frames=500)
         return out
 
     # ------------------------------------------------------------------ stage 7
@@ -415,6 +418,11 @@ class Pipeline:
         from ffpt.demo.report import write_report
 
         return write_report(self)
+
+
+#: the version of :meth:`Pipeline.evaluate`'s output, part of its stage hash (2: every
+#: variant's errors on the PT test set too); a new version re-evaluates, nothing retrains
+EVALUATE_VERSION = 2
 
 
 def _without_budget(config: dict) -> dict:
