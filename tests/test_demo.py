@@ -136,7 +136,7 @@ def test_tiny_demo_end_to_end(tmp_path):
     assert rows[0]["flagged scans"] == f"0/{summary['scan']['pt']['n_scans']}"  # TIP3P: no hole
     for r in rows[1:]:
         assert math.isfinite(r["F MAE (meV/A)"]) and r["F MAE (meV/A)"] > 0
-    kept = "F MAE on PT test, kept from PT (meV/A)"
+    kept = "F MAE on PT test, FF labels (meV/A)"
     assert rows[1][kept] == rows[2][kept] == rows[1]["F MAE (meV/A)"]  # PT on its own test
     for r in rows[3:]:
         assert math.isfinite(r["E MAE (meV/atom)"])

@@ -397,7 +397,7 @@ class Pipeline:
                "pt_on_ft_test": test_errors(ck["pt"], ft_test)}
         for v in self.variants:
             out[f"{v}_on_ft_test"] = test_errors(ck[v], ft_test)
-            # what fine-tuning kept of the force field (scratch: never saw it)
+            # distance from the force field on rattled frames (scratch: never saw it)
             out[f"{v}_on_pt_test"] = test_errors(ck[v], pt_test, max_frames=500)
         return out
 

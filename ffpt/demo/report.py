@@ -61,7 +61,7 @@ def table_rows(pipe) -> list[dict]:
             "E MAE (meV/atom)": e.get("energy_mae_meV_atom") if model != "pt" or
             key == "pt_on_pt_test" else None,
             "F MAE (meV/A)": e["forces_mae_meV_A"],
-            "F MAE on PT test, kept from PT (meV/A)": (ev.get(f"{model}_on_pt_test") or {}).get(
+            "F MAE on PT test, FF labels (meV/A)": (ev.get(f"{model}_on_pt_test") or {}).get(
                 "forces_mae_meV_A") if md else ev["pt_on_pt_test"]["forces_mae_meV_A"],
             "epochs": tr["epochs"],
             "flagged scans": scan_cell(model),
