@@ -535,12 +535,14 @@ def test_basin_free_energies_of_two_harmonic_wells():
 
 def test_cv_basins_name_the_states_of_the_product_graph():
     """Each (dOH, dOO) grid region carries the product_state of a geometry at those
-    distances (H on the far side of O1 from O2)."""
+    distances (H on the far side of O1 from O2); stretched bonds are in no region."""
     from ffpt.demo.paper_combustion import cv_basins, product_state
 
     d_oh, d_oo = np.linspace(0.06, 0.45, 40), np.linspace(0.09, 0.25, 33)
     regions = cv_basins(d_oh, d_oo)
-    assert sum(m.astype(int) for m in regions.values()).min() == 1  # a partition
+    count = sum(m.astype(int) for m in regions.values())
+    assert count.max() == 1 and all(m.any() for m in regions.values())  # disjoint, non-empty
+    assert count[np.searchsorted(d_oh, 0.15), 0] == 0  # a 1.5-A O-H bond: stretched, no basin
     z, cell = np.array([8, 8, 1]), np.eye(3) * 50.0
     for name, m in regions.items():
         for i, j in zip(*np.nonzero(m), strict=True):

@@ -546,15 +546,20 @@ def fes_convergence(hills: Path, d: Path, slices: int) -> dict:
 KT_300_KJ_MOL = 8.314462618e-3 * 300.0
 
 
+#: nm: a distance this long is a broken bond in the basin free energies (:func:`cv_basins`)
+APART_NM = 0.2
+
+
 def cv_basins(d_oh: np.ndarray, d_oo: np.ndarray) -> dict[str, np.ndarray]:
-    """The product states of :func:`product_state` as regions of the (dOH, dOO) grid in nm:
-    the O-H and O-O distances bonded below 1.2 x the sum of covalent radii (the graph's own
-    cutoff). The H's distance to the other O is not a CV, so an H bound to it counts as
-    'H + O2' here."""
+    """The product states of :func:`product_state` as regions of the (dOH, dOO) grid in nm.
+    Bonded: below 1.2 x the sum of covalent radii (the graph's own cutoff); apart: at least
+    :data:`APART_NM`. Stretched bonds between the two are in no basin, so a basin's free
+    energy is that of the broken bond, not of the first stretch past the cutoff. The H's
+    distance to the other O is not a CV, so an H bound to it counts as 'H + O2' here."""
     from ase.data import covalent_radii
 
     oh = 1.2 * (covalent_radii[8] + covalent_radii[1]) / 10.0
     oo = 1.2 * 2 * covalent_radii[8] / 10.0
     a, b = np.meshgrid(d_oh, d_oo, indexing="ij")
-    return {"HO2": (a <= oh) & (b <= oo), "H + O2": (a > oh) & (b <= oo),
-            "HO + O": (a <= oh) & (b > oo), "H + 2 O": (a > oh) & (b > oo)}
+    return {"HO2": (a <= oh) & (b <= oo), "H + O2": (a >= APART_NM) & (b <= oo),
+            "HO + O": (a <= oh) & (b >= APART_NM), "H + 2 O": (a >= APART_NM) & (b >= APART_NM)}

@@ -282,10 +282,12 @@ def extra_sections(pipe) -> tuple[list[str], list[str]]:
                  *(["### Basin free energies from the final FES (kJ/mol, 300 K)", "",
                     "F of each product state's region of the (dOH, dOO) grid, "
                     "−kT ln Σ exp(−F/kT), relative to the lowest; in brackets the same from the "
-                    "previous FES slice (its change is the convergence). Regions: O–H and O–O "
-                    "bonded below 1.2 × the covalent radii (the product-state graph's cutoff). "
+                    "previous FES slice (its change is the convergence). Regions: a bond is "
+                    "intact below 1.2 × the covalent radii (the product-state graph's cutoff) "
+                    "and broken at ≥ 2 Å; stretched bonds between the two count in no basin. "
                     "A free energy, not the energy difference of the IRC or 'Leaving H' tables: "
-                    "the free H's volume (up to the 4.5-Å wall) lowers it.", "",
+                    "the free fragment's volume (up to the walls) lowers it, and in reaction 9 "
+                    "the O–O wall at 2.5 Å bounds 'HO + O'.", "",
                     *_table(["rxn", "model", *BASINS], basins), ""] if basins else []),
                  *[f"![fes rxn{rxn} {mdl}](fes_rxn{rxn}_{mdl}.png)"
                    for rxn, per in r["metad"]["runs"].items() for mdl in per
