@@ -100,11 +100,12 @@ def main() -> None:
     for r in rows:  # per run: the frame where the focus model's energy is lowest
         if r["run"] not in low or r[focus] < low[r["run"]][focus]:
             low[r["run"]] = r
-    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(names), 3.2))
+    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(names), 4.4))
     for r in low.values():
         ax.plot(names, [np.sign(r[n]) * np.log10(1 + abs(r[n])) for n in names], "o-",
                 label=f"{r['run']} (step {r['step']})")
     ax.axhline(0, color="k", lw=0.6)
+    plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
     ax.set_ylabel("sign · log10(1 + |E − E_start| / eV)")
     ax.set_title(f"{a.variant} runs before failure, where {focus} is lowest: "
                  "hole (<0) or wall (>0)", fontsize=9)
