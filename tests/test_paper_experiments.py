@@ -548,3 +548,48 @@ def test_cv_basins_name_the_states_of_the_product_graph():
         for i, j in zip(*np.nonzero(m), strict=True):
             pos = np.array([[0.0, 0, 0], [10 * d_oo[j], 0, 0], [-10 * d_oh[i], 0, 0]]) + 20.0
             assert product_state(z, pos, cell) == name, (name, d_oh[i], d_oo[j])
+
+
+def test_each_fine_tuned_variant_is_compared_with_scratch_of_its_own_budget():
+    """A 150-epoch FT variant is judged against the 150-epoch scratch model, not the first
+    scratch model; a budget without its own scratch falls back to the first."""
+    from ffpt.demo.paper_report import error_verdicts
+    from ffpt.demo.report import ft_pairs
+
+    def tr(mode, epochs):
+        return {"mode": mode, "training": {"max_epochs": epochs, "max_steps": None}}
+
+    res = {"train_scratch": tr("scratch", 30), "train_ft": tr("finetune", 30),
+           "train_scratch-long": tr("scratch", 150), "train_ft-long": tr("finetune", 150),
+           "train_ft-odd": tr("finetune", 70),
+           "evaluate": {f"{v}_on_ft_test": {"forces_mae_meV_A": f} for v, f in
+                        [("scratch", 120.0), ("ft", 130.0), ("scratch-long", 60.0),
+                         ("ft-long", 80.0), ("ft-odd", 100.0)]}}
+    pipe = SimpleNamespace(variants=["scratch", "ft", "scratch-long", "ft-long", "ft-odd"],
+                           results=res)
+    assert ft_pairs(pipe) == [("ft", "scratch"), ("ft-long", "scratch-long"),
+                              ("ft-odd", "scratch")]
+    lines = error_verdicts(pipe)
+    assert "ft-long vs scratch-long: 80.0 vs 60.0" in lines[1] and "NOT SUPPORTED" in lines[1]
+
+
+def test_size_study_verdicts_compare_fine_tuned_variants_of_every_size_only():
+    """A variant only the main run has (here a 150-epoch scratch model) is in the table but
+    gets no verdict, and no scratch model is judged against scratch."""
+    from ffpt.demo.paper_report import extra_sections
+
+    def pt(**vs):
+        return {"temperature_K": 500.0, "duration_ps": 10.0, "variants": {
+            v: {"mode": m, "forces_mae_meV_A": 1.0, "failed": [f], "mean_time_ps": 1.0,
+                "sem_time_ps": None, "fraction_surviving": float(not f)}
+            for v, (m, f) in vs.items()}}
+
+    pts = {"250": pt(scratch=("scratch", True), ft=("finetune", False)),
+           "950": pt(scratch=("scratch", True), ft=("finetune", True),
+                     **{"scratch-long": ("scratch", False)})}
+    pipe = SimpleNamespace(results={"size_study": {"points": pts}}, cfg={"paper": {}},
+                           variants=["scratch", "ft", "scratch-long"])
+    text, ver = extra_sections(pipe)
+    assert ver == ["size 250: ft survives 100% vs scratch 0% -> SUPPORTED",
+                   "size 950: ft survives 0% vs scratch 0% -> NOT SUPPORTED"]
+    assert any("scratch-long" in t for t in text)

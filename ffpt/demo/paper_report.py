@@ -17,7 +17,7 @@ import numpy as np
 
 from ffpt.config import expand_path
 from ffpt.data.frames import atomic_write
-from ffpt.demo.report import _fmt, _load_average, survival_cell
+from ffpt.demo.report import _fmt, _load_average, ft_pairs, survival_cell
 
 CLAIMS = {
     "aspirin": "Fig. 2: GAFF-2.11 PT + CCSD FT gives stable 500 K MD where scratch on the same "
@@ -40,24 +40,16 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
             *["| " + " | ".join(_fmt(c) for c in r) + " |" for r in rows]]
 
 
-def _scratch_and_ft(pipe) -> tuple[str | None, list[str]]:
-    modes = {v: pipe.results[f"train_{v}"]["mode"] for v in pipe.variants}
-    base = next((v for v, m in modes.items() if m == "scratch"), None)
-    return base, [v for v, m in modes.items() if m == "finetune"]
-
-
 def survival_verdicts(pipe, stability: dict | None = None, label: str = "") -> list[str]:
     """One line per FT variant and temperature: survival against scratch. ``stability``: a
     stability result other than this run's (e.g. the ML round's), ``label`` its prefix."""
-    base, fts = _scratch_and_ft(pipe)
     stab = stability or pipe.results["stability"]
     st = stab["summary"]
     out = []
     for t in pipe.cfg["stability"]["temperatures"]:
         key = f"{float(t):g}"
-        sb = st.get(base, {}).get(key)
-        for v in fts:
-            sv = st.get(v, {}).get(key)
+        for v, base in ft_pairs(pipe):
+            sv, sb = st.get(v, {}).get(key), st.get(base, {}).get(key)
             if not (sv and sb):
                 continue
             fv, fb = sv["fraction_surviving"], sb["fraction_surviving"]
@@ -69,12 +61,10 @@ def survival_verdicts(pipe, stability: dict | None = None, label: str = "") -> l
 
 
 def error_verdicts(pipe) -> list[str]:
-    base, fts = _scratch_and_ft(pipe)
     ev = pipe.results["evaluate"]
-    fb = ev[f"{base}_on_ft_test"]["forces_mae_meV_A"]
     out = []
-    for v in fts:
-        fv = ev[f"{v}_on_ft_test"]["forces_mae_meV_A"]
+    for v, base in ft_pairs(pipe):
+        fv, fb = (ev[f"{m}_on_ft_test"]["forces_mae_meV_A"] for m in (v, base))
         word = "lower" if fv < fb else "higher"
         ok = "SUPPORTED" if fv <= 1.2 * fb else "NOT SUPPORTED"
         out.append(f"held-out force MAE, {v} vs {base}: {fv:.1f} vs {fb:.1f} meV/Å ({word}; "
@@ -126,11 +116,13 @@ def extra_sections(pipe) -> tuple[list[str], list[str]]:
                  *_table(["FT frames", "model", "F MAE (meV/Å)", "survived",
                           "mean time (ps)", "± sem"], rows), "",
                  "![survival vs size](survival_vs_size.png)", ""]
+        # the variants of every size (the main run may have more: paper.size_study.variants)
+        common = set.intersection(*(set(pts[n]["variants"]) for n in ns)) if ns else set()
         for n in ns:
-            vv = pts[n]["variants"]
+            vv = {v: x for v, x in pts[n]["variants"].items() if v in common}
             base = next((v for v in vv if vv[v]["mode"] == "scratch"), None)
             for v in vv:
-                if base and v != base:
+                if base and vv[v]["mode"] == "finetune":
                     a, b = vv[v]["fraction_surviving"], vv[base]["fraction_surviving"]
                     if a is None or b is None:
                         continue
@@ -163,8 +155,7 @@ def extra_sections(pipe) -> tuple[list[str], list[str]]:
                      f"at most {cap:g} eV/Å (a few frames of up to 1,000 eV/Å can decide a "
                      "reaction's MAE):", "",
                      *_table(["rxn", "frames", *[f"F MAE {v} (meV/Å)" for v in vs]], rows), ""]
-        base, fts = _scratch_and_ft(pipe)
-        for v in fts:
+        for v, base in ft_pairs(pipe):
             for name, table in (("", per), (" without close contacts", mod)):
                 if not table:
                     continue
@@ -212,8 +203,7 @@ def extra_sections(pipe) -> tuple[list[str], list[str]]:
                                f"{x['mean_abs_diff_2_6A']:.3f}",
                                "-" if x.get("md_ps") is None else f"{x['md_ps']:.1f}"]
                               for k, x in rd.items()]), "", "![rdf](rdf_oo.png)", ""]
-            base, fts = _scratch_and_ft(pipe)
-            for v in fts:
+            for v, base in ft_pairs(pipe):
                 if v in rd and base in rd:
                     a, b = rd[v]["mean_abs_diff_2_6A"], rd[base]["mean_abs_diff_2_6A"]
                     word = "SUPPORTED" if a < 0.9 * b else "NOT SUPPORTED" + (

@@ -96,18 +96,33 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def verdicts(pipe) -> list[str]:
-    """One measured sentence per fine-tuned variant: survival and force error against scratch."""
+def ft_pairs(pipe) -> list[tuple[str, str]]:
+    """(fine-tuned variant, its scratch baseline) pairs. The baseline is the scratch variant
+    trained for the same budget (max_epochs and max_steps), else the first scratch variant;
+    none without a scratch variant."""
     r = pipe.results
-    base = [v for v in pipe.variants if r[f"train_{v}"]["mode"] == "scratch"]
-    if not base:
+
+    def budget(v: str) -> tuple:
+        t = r[f"train_{v}"].get("training") or {}
+        return t.get("max_epochs"), t.get("max_steps")
+
+    scratch = [v for v in pipe.variants if r[f"train_{v}"]["mode"] == "scratch"]
+    if not scratch:
+        return []
+    return [(v, next((s for s in scratch if budget(s) == budget(v)), scratch[0]))
+            for v in pipe.variants if r[f"train_{v}"]["mode"] != "scratch"]
+
+
+def verdicts(pipe) -> list[str]:
+    """One measured sentence per fine-tuned variant: survival and force error against its
+    scratch baseline (:func:`ft_pairs`)."""
+    r = pipe.results
+    pairs = ft_pairs(pipe)
+    if not pairs:
         return ["No scratch variant: nothing to compare against."]
-    b = base[0]
     stab = r["stability"]["summary"]
     out = []
-    for v in pipe.variants:
-        if v == b:
-            continue
+    for v, b in pairs:
         parts = []
         for t in pipe.cfg["stability"]["temperatures"]:
             sv, sb = stab.get(v, {}).get(_tkey(t)), stab.get(b, {}).get(_tkey(t))
