@@ -593,3 +593,27 @@ def test_size_study_verdicts_compare_fine_tuned_variants_of_every_size_only():
     assert ver == ["size 250: ft survives 100% vs scratch 0% -> SUPPORTED",
                    "size 950: ft survives 0% vs scratch 0% -> NOT SUPPORTED"]
     assert any("scratch-long" in t for t in text)
+
+
+def test_size_study_verdicts_judge_each_fine_tuned_variant_against_scratch_of_its_budget():
+    """With 30- and 150-epoch rows at every size, the 150-epoch FT model is judged against the
+    150-epoch scratch model (not the first scratch model listed)."""
+    from ffpt.demo.paper_report import extra_sections
+
+    def pt(**vs):
+        return {"temperature_K": 500.0, "duration_ps": 10.0, "variants": {
+            v: {"mode": m, "budget": [e, None], "forces_mae_meV_A": 1.0, "failed": f,
+                "mean_time_ps": 1.0, "sem_time_ps": None,
+                "fraction_surviving": 1 - sum(f) / len(f)}
+            for v, (m, e, f) in vs.items()}}
+
+    rows = {"scratch": ("scratch", 30, [True, True]), "ft": ("finetune", 30, [False, True]),
+            "scratch-long": ("scratch", 150, [False, False]),
+            "ft-long": ("finetune", 150, [False, True])}
+    pts = {"250": pt(**rows), "950": pt(**rows)}
+    pipe = SimpleNamespace(results={"size_study": {"points": pts}}, cfg={"paper": {}},
+                           variants=list(rows))
+    _, ver = extra_sections(pipe)
+    assert ver == [f"size {n}: {v}" for n in ("250", "950") for v in (
+        "ft survives 50% vs scratch 0% -> SUPPORTED",
+        "ft-long survives 50% vs scratch-long 100% -> NOT SUPPORTED")]

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ffpt.config import expand_path
+from ffpt.demo.report import train_budget
 
 #: post-chain stages in run order, with the ``paper`` key that switches each on
 POST = (("size_study", "size_study"), ("extra_tests", "extra_tests"),
@@ -159,6 +160,7 @@ def _size_point(pipe, horizon_ps: float | None = None) -> dict:
             times.append(min(float(d["time_ps"]), horizon))
             failed.append(bool(d["failed"]) and float(d["time_ps"]) <= horizon)
         per[v] = {"mode": r[f"train_{v}"]["mode"],
+                  "budget": list(train_budget(r[f"train_{v}"])),
                   "forces_mae_meV_A": r["evaluate"][f"{v}_on_ft_test"]["forces_mae_meV_A"],
                   "energy_mae_meV_atom": r["evaluate"][f"{v}_on_ft_test"]["energy_mae_meV_atom"],
                   "times_ps": times, "failed": failed,

@@ -17,7 +17,7 @@ import numpy as np
 
 from ffpt.config import expand_path
 from ffpt.data.frames import atomic_write
-from ffpt.demo.report import _fmt, _load_average, ft_pairs, survival_cell
+from ffpt.demo.report import _fmt, _load_average, ft_pairs, scratch_pairs, survival_cell
 
 CLAIMS = {
     "aspirin": "Fig. 2: GAFF-2.11 PT + CCSD FT gives stable 500 K MD where scratch on the same "
@@ -120,14 +120,14 @@ def extra_sections(pipe) -> tuple[list[str], list[str]]:
         common = set.intersection(*(set(pts[n]["variants"]) for n in ns)) if ns else set()
         for n in ns:
             vv = {v: x for v, x in pts[n]["variants"].items() if v in common}
-            base = next((v for v in vv if vv[v]["mode"] == "scratch"), None)
-            for v in vv:
-                if base and vv[v]["mode"] == "finetune":
-                    a, b = vv[v]["fraction_surviving"], vv[base]["fraction_surviving"]
-                    if a is None or b is None:
-                        continue
-                    ver.append(f"size {n}: {v} survives {a:.0%} vs {base} {b:.0%} -> "
-                               f"{'SUPPORTED' if a > b else 'NOT SUPPORTED'}")
+            # each FT variant against the scratch variant of its own budget (ft_pairs)
+            for v, base in scratch_pairs({v: x["mode"] for v, x in vv.items()},
+                                         {v: tuple(x.get("budget") or ()) for v, x in vv.items()}):
+                a, b = vv[v]["fraction_surviving"], vv[base]["fraction_surviving"]
+                if a is None or b is None:
+                    continue
+                ver.append(f"size {n}: {v} survives {a:.0%} vs {base} {b:.0%} -> "
+                           f"{'SUPPORTED' if a > b else 'NOT SUPPORTED'}")
     fs = pipe.cfg["paper"].get("failure_scans")
     if fs and "scan" in r:
         text += failure_scan_section(r["scan"]["table"], fs, pipe.run / "report")

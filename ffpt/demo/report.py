@@ -96,21 +96,29 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def ft_pairs(pipe) -> list[tuple[str, str]]:
-    """(fine-tuned variant, its scratch baseline) pairs. The baseline is the scratch variant
-    trained for the same budget (max_epochs and max_steps), else the first scratch variant;
-    none without a scratch variant."""
-    r = pipe.results
-
-    def budget(v: str) -> tuple:
-        t = r[f"train_{v}"].get("training") or {}
-        return t.get("max_epochs"), t.get("max_steps")
-
-    scratch = [v for v in pipe.variants if r[f"train_{v}"]["mode"] == "scratch"]
+def scratch_pairs(modes: dict[str, str], budgets: dict[str, tuple]) -> list[tuple[str, str]]:
+    """(fine-tuned variant, its scratch baseline) pairs of variants in order, from each one's
+    mode (``scratch`` or not) and training budget: the baseline is the scratch variant of the
+    same budget, else the first scratch variant; none without a scratch variant."""
+    scratch = [v for v in modes if modes[v] == "scratch"]
     if not scratch:
         return []
-    return [(v, next((s for s in scratch if budget(s) == budget(v)), scratch[0]))
-            for v in pipe.variants if r[f"train_{v}"]["mode"] != "scratch"]
+    return [(v, next((s for s in scratch if budgets.get(s) == budgets.get(v)), scratch[0]))
+            for v in modes if modes[v] != "scratch"]
+
+
+def train_budget(train_result: dict) -> tuple:
+    """(max_epochs, max_steps) of a training stage's result."""
+    t = train_result.get("training") or {}
+    return t.get("max_epochs"), t.get("max_steps")
+
+
+def ft_pairs(pipe) -> list[tuple[str, str]]:
+    """:func:`scratch_pairs` of a pipeline's variants: each fine-tuned variant against the
+    scratch variant trained for the same budget (max_epochs and max_steps)."""
+    r = pipe.results
+    return scratch_pairs({v: r[f"train_{v}"]["mode"] for v in pipe.variants},
+                         {v: train_budget(r[f"train_{v}"]) for v in pipe.variants})
 
 
 def verdicts(pipe) -> list[str]:
