@@ -617,3 +617,36 @@ def test_size_study_verdicts_judge_each_fine_tuned_variant_against_scratch_of_it
     assert ver == [f"size {n}: {v}" for n in ("250", "950") for v in (
         "ft survives 50% vs scratch 0% -> SUPPORTED",
         "ft-long survives 50% vs scratch-long 100% -> NOT SUPPORTED")]
+
+
+def test_pt_test_column_uses_frames_no_pt_model_trained_on(tmp_path):
+    """Extra PT data rattled from the same seed holds the main PT test frames in its training
+    set: the 'on PT test' frames are those that no PT model trained on, each once."""
+    import numpy as np
+    from ase import Atoms
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from ffpt.data.frames import FrameSet
+    from ffpt.demo.pipeline import Pipeline, frame_keys
+
+    def frames(xs):
+        out = []
+        for x in xs:
+            a = Atoms("H2", positions=[[0, 0, 0], [0.7 + 0.01 * x, 0, 0]])
+            a.calc = SinglePointCalculator(a, energy=float(x), forces=np.zeros((2, 3)))
+            out.append(a)
+        return FrameSet.from_atoms(out)
+
+    sets = {"pt_data": ([0, 1, 2], [3, 4]), "pt_data_big": ([0, 1, 2, 3, 5, 6], [7, 8, 7])}
+    results = {}
+    for stage, (train, test) in sets.items():
+        results[stage] = {}
+        for part, xs in (("train", train), ("test", test)):
+            path = tmp_path / f"{stage}_{part}.npz"
+            frames(xs).save(path)
+            results[stage][part] = str(path)
+    pipe = SimpleNamespace(extra_pts=["big"], results=results)
+    got = Pipeline.pt_test_frames(pipe)
+    assert sorted(frame_keys(got)) == sorted(frame_keys(frames([4, 7, 8])))
+    pipe.extra_pts = []  # without extras: the main test set as it is
+    assert Pipeline.pt_test_frames(pipe).n_frames == 2

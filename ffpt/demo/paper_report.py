@@ -420,7 +420,8 @@ def write_partial(cfg: dict, run_dir: Path, command: str) -> Path:
         lines += ["## Held-out test errors", "",
                   *_table(["model on test set", "F MAE (meV/Å)", "E MAE (meV/atom)"],
                           [[k, v["forces_mae_meV_A"], v["energy_mae_meV_atom"]]
-                           for k, v in recs["evaluate"]["result"].items()]), ""]
+                           for k, v in recs["evaluate"]["result"].items()
+                           if isinstance(v, dict)]), ""]
     for k, v in recs.items():
         if k.startswith("train_"):
             m = v["result"]["metrics"]

@@ -168,8 +168,9 @@ class Pipeline:
             self.stage(f"train_{v}", [*common, spec], up, lambda v=v: self.train_one(v))
         trained = tuple(f"train_{v}" for v in self.variants)
         self.stage("deploy", [c["stability"]["deploy_dtype"]], trained, self.deploy)
-        self.stage("evaluate", [EVALUATE_VERSION], ("train_pt", "ft_labels", *trained),
-                   self.evaluate)
+        self.stage("evaluate", [EVALUATE_VERSION],
+                   ("train_pt", "ft_labels", *trained,
+                    *(f"pt_data_{n}" for n in self.extra_pts)), self.evaluate)
         self.stage("scan", [c["scan"]], ("train_pt", *trained), self.scan)
         stab = {k: v for k, v in c["stability"].items() if k != "jobs"}
         from ffpt.lammps.io import THERMOSTAT  # a new thermostat recipe reruns the MD
@@ -389,8 +390,29 @@ class Pipeline:
         return out
 
     # ------------------------------------------------------------------ stage 6
+    def pt_test_frames(self) -> FrameSet:
+        """PT test frames that no PT model trained on. The ``pt_extra`` data sets are rattled
+        from the same seed, so the main set's test frames can be in an extra model's training
+        frames: with extras, the union of every PT test set less every PT training frame."""
+        if not self.extra_pts:
+            return FrameSet.load(self.results["pt_data"]["test"])
+        stages = ["pt_data", *(f"pt_data_{n}" for n in self.extra_pts)]
+        seen = set()
+        for st in stages:
+            seen.update(frame_keys(FrameSet.load(self.results[st]["train"])))
+        kept = []
+        for st in stages:
+            fs = FrameSet.load(self.results[st]["test"])
+            idx = [i for i, k in enumerate(frame_keys(fs)) if k not in seen and not seen.add(k)]
+            if idx:
+                kept.append(fs.subset(idx))
+        if not kept:
+            raise click.ClickException("every PT test frame is in some PT model's training "
+                                       "frames; give pt_extra a data set of its own")
+        return FrameSet.concatenate(kept)
+
     def evaluate(self) -> dict:
-        pt_test = FrameSet.load(self.results["pt_data"]["test"])
+        pt_test = self.pt_test_frames()
         ft_test = FrameSet.load(self.results["ft_labels"]["test"])
         ck = {m: self.results[f"train_{m}"]["best_checkpoint"] for m in ["pt", *self.variants]}
         out = {"pt_on_pt_test": test_errors(ck["pt"], pt_test, max_frames=500),
@@ -399,6 +421,7 @@ class Pipeline:
             out[f"{v}_on_ft_test"] = test_errors(ck[v], ft_test)
             # distance from the force field on rattled frames (scratch: never saw it)
             out[f"{v}_on_pt_test"] = test_errors(ck[v], pt_test, max_frames=500)
+        out["pt_test_frames"] = int(min(pt_test.n_frames, 500))
         return out
 
     # ------------------------------------------------------------------ stage 7
@@ -421,8 +444,20 @@ class Pipeline:
 
 
 #: the version of :meth:`Pipeline.evaluate`'s output, part of its stage hash (2: every
-#: variant's errors on the PT test set too); a new version re-evaluates, nothing retrains
-EVALUATE_VERSION = 2
+#: variant's errors on the PT test set too; 3: that set held out from every PT model, see
+#: :meth:`Pipeline.pt_test_frames`); a new version re-evaluates, nothing retrains
+EVALUATE_VERSION = 3
+
+
+def frame_keys(fs: FrameSet) -> list[bytes]:
+    """One digest per frame of its atomic numbers and positions (to 1e-4 A): equal frames,
+    equal keys."""
+    import hashlib
+
+    pos = np.round(np.asarray(fs.positions, dtype=np.float64), 4)
+    return [hashlib.blake2b(np.asarray(fs.numbers[sl]).tobytes() + pos[sl].tobytes(),
+                            digest_size=16).digest()
+            for sl in (fs.frame_slice(i) for i in range(fs.n_frames))]
 
 
 def _without_budget(config: dict) -> dict:

@@ -267,7 +267,10 @@ def write_report(pipe) -> dict:
         "",
         f"- PT data: {r['pt_data']['source']}; {r['pt_data']['n_train']} train / "
         f"{r['pt_data']['n_test']} test frames" + (f"; {r['pt_data']['filter']}"
-                                                   if r["pt_data"].get("filter") else ""),
+                                                   if r["pt_data"].get("filter") else "")
+        + (f"; the PT test column: {r['evaluate']['pt_test_frames']} PT test frames held out "
+           "from every PT model" if pipe.extra_pts and "pt_test_frames" in r["evaluate"]
+           else ""),
         f"- FT data: {r['ft_structures']['kind']}, labels {lab['method']}; "
         f"{lab['n_train']} train / {lab['n_test']} test frames",
         f"- model: {cfg['model']}",
