@@ -173,29 +173,35 @@ def _size_point(pipe, horizon_ps: float | None = None) -> dict:
 
 
 def plot_size_study(points: dict, png: Path) -> Path:
-    """Fig. 2d: fraction of runs surviving and mean time to failure (censored at the run
-    length) against the number of FT training frames, one line per variant."""
+    """Fig. 2d: fraction of runs surviving, mean time to failure (censored at the run
+    length) and test force error against the number of FT training frames, one line per
+    variant of every size (a variant of the main run only is in the table, not here); each
+    its own colour, scratch models dashed."""
     from ffpt.demo.report import _plt
 
     plt = _plt()
-    fig, ax = plt.subplots(1, 3, figsize=(13, 3.8))
+    fig, ax = plt.subplots(1, 3, figsize=(14, 3.8))
     ns = sorted(points, key=int)
-    variants = sorted({v for p in points.values() for v in p["variants"]})
-    for v in variants:
-        xs = [int(n) for n in ns if v in points[n]["variants"]]
+    variants = sorted(set.intersection(*(set(points[n]["variants"]) for n in ns)))
+    colours = plt.get_cmap("tab10" if len(variants) <= 10 else "tab20")
+    for k, v in enumerate(variants):
+        xs = [int(n) for n in ns]
         ps = [points[str(n)]["variants"][v] for n in xs]
-        ax[0].plot(xs, [p["fraction_surviving"] for p in ps], "o-", label=v)
-        ax[1].errorbar(xs, [p["mean_time_ps"] for p in ps],
-                       yerr=[p["sem_time_ps"] or 0 for p in ps], fmt="o-", capsize=3, label=v)
-        ax[2].plot(xs, [p["forces_mae_meV_A"] for p in ps], "o-", label=v)
+        style = {"color": colours(k), "ls": "--" if ps[0]["mode"] == "scratch" else "-",
+                 "marker": "o", "label": v}
+        dy = (k - (len(variants) - 1) / 2) * 0.012  # equal curves must not hide each other
+        ax[0].plot(xs, [p["fraction_surviving"] + dy for p in ps], **style)
+        ax[1].errorbar(xs, [p["mean_time_ps"] + dy * 10 for p in ps],
+                       yerr=[p["sem_time_ps"] or 0 for p in ps], capsize=3, **style)
+        ax[2].plot(xs, [p["forces_mae_meV_A"] for p in ps], **style)
     any_p = points[ns[-1]]
     ax[0].set(xlabel="FT training frames", ylabel="fraction of runs surviving",
-              title=f"{any_p['temperature_K']:g} K, {any_p['duration_ps']:g} ps runs",
+              title=f"{any_p['temperature_K']:g} K, {any_p['duration_ps']:g} ps runs "
+                    "(lines offset slightly)",
               ylim=(-0.05, 1.05))
     ax[1].set(xlabel="FT training frames", ylabel="mean time to failure (ps, censored)")
     ax[2].set(xlabel="FT training frames", ylabel="test force MAE (meV/Å)")
-    for a in ax:
-        a.legend(fontsize=7)
+    ax[2].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=110)
