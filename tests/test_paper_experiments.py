@@ -650,3 +650,26 @@ def test_pt_test_column_uses_frames_no_pt_model_trained_on(tmp_path):
     assert sorted(frame_keys(got)) == sorted(frame_keys(frames([4, 7, 8])))
     pipe.extra_pts = []  # without extras: the main test set as it is
     assert Pipeline.pt_test_frames(pipe).n_frames == 2
+
+
+def test_reweighting_with_the_well_tempered_bias_recovers_the_unbiased_free_energy():
+    """Frames drawn from a double well U under the converged well-tempered bias
+    V = -(1 - 1/gamma) U (so the biased run visits the high well often) and reweighted with
+    exp(V/kT) give the exact basin free-energy difference of U; unweighted counts do not."""
+    from ffpt.analysis.fes import FES, fes_at, reweighted_state_free_energies
+
+    kT, gamma = 2.494, 30.0
+    x = np.linspace(-1.0, 1.0, 2001)
+    u = np.minimum(400 * (x + 0.5) ** 2, 1600 * (x - 0.5) ** 2 + 30.0)  # kJ/mol
+    exact = -kT * np.log(np.exp(-u[x >= 0] / kT).sum() / np.exp(-u[x < 0] / kT).sum())
+    fes = FES(axes=[x], free_energy=u - u.min(), names=["s"])
+    v = -(1 - 1 / gamma) * u
+    p = np.exp(-(u + v) / kT)
+    rng = np.random.default_rng(0)
+    s = rng.choice(x, size=200_000, p=p / p.sum())
+    bias = -(1 - 1 / gamma) * fes_at(fes, s[:, None])  # the bias looked up at each frame
+    states = ["A" if si < 0 else "B" for si in s]
+    got = reweighted_state_free_energies(states, bias, kT)
+    assert got["A"] == 0.0 and got["B"] == pytest.approx(exact, abs=0.5)
+    counts = -kT * np.log(np.mean(np.array(states) == "B") / np.mean(np.array(states) == "A"))
+    assert abs(counts - exact) > 20.0  # the biased populations alone are far off

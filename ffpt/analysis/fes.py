@@ -217,6 +217,31 @@ def basin_free_energies(free_energy: np.ndarray, regions: dict[str, np.ndarray],
     return {k: v - low for k, v in out.items()}
 
 
+def fes_at(fes: FES, points: np.ndarray) -> np.ndarray:
+    """F at ``points`` [n, D] (CV units): the value of the nearest grid point (points beyond
+    the grid take the edge's)."""
+    pts = np.atleast_2d(np.asarray(points, dtype=float))
+    idx = tuple(np.clip(np.rint((pts[:, k] - ax[0]) / (ax[1] - ax[0])).astype(int), 0,
+                        len(ax) - 1) for k, ax in enumerate(fes.axes))
+    return fes.free_energy[idx]
+
+
+def reweighted_state_free_energies(states: list[str], bias: np.ndarray,
+                                   kT: float) -> dict[str, float]:
+    """Free energy of each state from frames sampled under a static bias ``V`` (one value per
+    frame, energy units of ``kT``): F_s = -kT ln sum_{t in s} exp(V_t / kT), relative to the
+    lowest. Valid where the bias no longer changes, e.g. the late frames of a well-tempered
+    run with its final bias V = -(gamma - 1) / gamma F."""
+    b = np.asarray(bias, dtype=float) / kT
+    labels = np.asarray(states, dtype=object)
+    out = {}
+    for s in dict.fromkeys(states):
+        v = b[labels == s]
+        out[s] = float(-kT * (v.max() + np.log(np.exp(v - v.max()).sum())))
+    low = min(out.values())
+    return {k: v - low for k, v in out.items()}
+
+
 def write_fes(fes: FES, path: str | os.PathLike) -> None:
     grids = np.meshgrid(*fes.axes, indexing="ij")
     cols = [g.ravel() for g in grids] + [fes.free_energy.ravel()]

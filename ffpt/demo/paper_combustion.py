@@ -467,12 +467,46 @@ def analyse_metad(d: Path, spec: dict) -> dict:
     hills = chunks[-1][0] / "HILLS" if chunks else d / "HILLS"  # the last holds every hill
     if hills.exists() and hills.stat().st_size > 0:
         res.update(fes_convergence(hills, d, int(spec.get("fes_slices", 5))))
+        if frames:
+            res["state_F_reweighted"] = state_free_energies(
+                hills, frames, seq, float(spec.get("biasfactor", 30)))
     return res
+
+
+def _cv_atoms(plumed: Path) -> dict[str, tuple[int, int]]:
+    """``name: (i, j)`` (0-based) of the DISTANCE CVs of a plumed.dat."""
+    found = re.findall(r"^(\w+):\s*DISTANCE\s+ATOMS=(\d+),(\d+)", plumed.read_text(), re.M)
+    return {n: (int(i) - 1, int(j) - 1) for n, i, j in found}
+
+
+def state_free_energies(hills: Path, frames: list, states: list[str], biasfactor: float,
+                        parts: tuple[float, ...] = (0.5, 0.75)) -> dict:
+    """Free energy of each product state of the graph (both O-H distances, so HO2 with the H
+    on either O is HO2) by reweighting the dump frames with the final bias: V = -(gamma - 1) /
+    gamma F of the final FES at each frame's CVs, frames from ``part`` of the run onwards
+    (``'0.5'``: the second half, where the bias changes least). A run whose two estimates
+    differ is not converged."""
+    from ffpt.analysis.fes import compute_fes, fes_at, reweighted_state_free_energies
+
+    fes = compute_fes(hills)
+    atoms = _cv_atoms(hills.parent / "plumed.dat")
+    if fes.names != ["dOH", "dOO"] or set(atoms) < {"dOH", "dOO"}:
+        return {}
+    cv = np.array([[np.linalg.norm(_mic(fr.positions[atoms[n][1]] - fr.positions[atoms[n][0]],
+                                        fr.cell)) / 10.0 for n in ("dOH", "dOO")]
+                   for fr in frames])
+    bias = -(biasfactor - 1.0) / biasfactor * fes_at(fes, cv)
+    out = {}
+    for part in parts:
+        first = int(part * len(frames))
+        out[f"{part:g}"] = reweighted_state_free_energies(states[first:], bias[first:],
+                                                          KT_300_KJ_MOL)
+    return out
 
 
 #: the version of :func:`analyse_metad`'s output, part of the metad stage's hash: a new
 #: version re-analyses finished runs (their chunks are reused, no MD reruns)
-METAD_ANALYSIS = 3
+METAD_ANALYSIS = 4
 #: a product state has to last this long to count as a visit (shorter ones are flicker)
 MIN_VISIT_PS = 0.5
 

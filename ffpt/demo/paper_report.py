@@ -255,6 +255,7 @@ def extra_sections(pipe) -> tuple[list[str], list[str]]:
                                f"{'held at 300 K' if x['T_held'] else 'NOT held'}; O-O > 1.6 Å "
                                f"in {x.get('O2_dissociated_fraction', 0):.1%} of frames")
         basins, bver = _basin_rows(r["metad"]["runs"])
+        rew = _reweighted_rows(r["metad"]["runs"])
         ver += bver
         s = r["metad"]["settings"]
         text += ["## Well-tempered metadynamics (LAMMPS, pair_style ffpt + fix plumed)", "",
@@ -279,6 +280,14 @@ def extra_sections(pipe) -> tuple[list[str], list[str]]:
                     "the free fragment's volume (up to the walls) lowers it, and in reaction 9 "
                     "the O–O wall at 2.5 Å bounds 'HO + O'.", "",
                     *_table(["rxn", "model", *BASINS], basins), ""] if basins else []),
+                 *(["### Product-state free energies by reweighting (kJ/mol, 300 K)", "",
+                    "F of each state of the product-state graph (both O–H distances, so HO2 "
+                    "with the H on either O is HO2), −kT ln Σ exp(V/kT) over the dump frames "
+                    "of the second half of the run, V = −(γ − 1)/γ F of the final FES at the "
+                    "frame's CVs; relative to the lowest. In brackets the same from the last "
+                    "quarter: the two differ where the run is not converged. '–': no frame "
+                    "of that state in that part of the run.", "",
+                    *_table(["rxn", "model", *BASINS], rew), ""] if rew else []),
                  *[f"![fes rxn{rxn} {mdl}](fes_rxn{rxn}_{mdl}.png)"
                    for rxn, per in r["metad"]["runs"].items() for mdl in per
                    if per[mdl].get("fes_png")], ""]
@@ -312,6 +321,22 @@ def _basin_rows(runs: dict) -> tuple[list[list], list[str]]:
                            f"{'converged' if ok else 'NOT CONVERGED'} "
                            f"(tolerance {BASIN_TOLERANCE:g} kJ/mol)")
     return rows, ver
+
+
+def _reweighted_rows(runs: dict) -> list[list]:
+    """Rows of the reweighted product-state free energies: second half (last quarter)."""
+    rows = []
+    for rxn, per in runs.items():
+        for mdl, x in per.items():
+            est = x.get("state_F_reweighted") or {}
+            half, quarter = est.get("0.5"), est.get("0.75") or {}
+            if not half:
+                continue
+            rows.append([rxn, mdl, *[
+                f"{half[b]:.0f}" if b in half else "–" for b in BASINS]])
+            rows[-1][2:] = [f"{c} ({quarter[b]:.0f})" if b in quarter else f"{c} (–)"
+                            for c, b in zip(rows[-1][2:], BASINS, strict=True)]
+    return rows
 
 
 def _visits(timeline: list | None, most: int = 4) -> str | None:
