@@ -170,7 +170,8 @@ class Pipeline:
         self.stage("deploy", [c["stability"]["deploy_dtype"]], trained, self.deploy)
         self.stage("evaluate", [EVALUATE_VERSION],
                    ("train_pt", "ft_labels", *trained,
-                    *(f"pt_data_{n}" for n in self.extra_pts)), self.evaluate)
+                    *(s for n in self.extra_pts for s in (f"pt_data_{n}", f"train_pt_{n}"))),
+                   self.evaluate)
         self.stage("scan", [c["scan"]], ("train_pt", *trained), self.scan)
         stab = {k: v for k, v in c["stability"].items() if k != "jobs"}
         from ffpt.lammps.io import THERMOSTAT  # a new thermostat recipe reruns the MD
@@ -417,6 +418,9 @@ class Pipeline:
         ck = {m: self.results[f"train_{m}"]["best_checkpoint"] for m in ["pt", *self.variants]}
         out = {"pt_on_pt_test": test_errors(ck["pt"], pt_test, max_frames=500),
                "pt_on_ft_test": test_errors(ck["pt"], ft_test)}
+        for n in self.extra_pts:  # the pt_extra models on the same frames
+            out[f"pt_{n}_on_pt_test"] = test_errors(
+                self.results[f"train_pt_{n}"]["best_checkpoint"], pt_test, max_frames=500)
         for v in self.variants:
             out[f"{v}_on_ft_test"] = test_errors(ck[v], ft_test)
             # distance from the force field on rattled frames (scratch: never saw it)
@@ -445,8 +449,9 @@ class Pipeline:
 
 #: the version of :meth:`Pipeline.evaluate`'s output, part of its stage hash (2: every
 #: variant's errors on the PT test set too; 3: that set held out from every PT model, see
-#: :meth:`Pipeline.pt_test_frames`); a new version re-evaluates, nothing retrains
-EVALUATE_VERSION = 3
+#: :meth:`Pipeline.pt_test_frames`, and the pt_extra models on it); a new version
+#: re-evaluates, nothing retrains
+EVALUATE_VERSION = 4
 
 
 def frame_keys(fs: FrameSet) -> list[bytes]:

@@ -62,7 +62,7 @@ def table_rows(pipe) -> list[dict]:
             key == "pt_on_pt_test" else None,
             "F MAE (meV/A)": e["forces_mae_meV_A"],
             "F MAE on PT test, FF labels (meV/A)": (ev.get(f"{model}_on_pt_test") or {}).get(
-                "forces_mae_meV_A") if md else ev["pt_on_pt_test"]["forces_mae_meV_A"],
+                "forces_mae_meV_A") if md else ev[f"{model}_on_pt_test"]["forces_mae_meV_A"],
             "epochs": tr["epochs"],
             "flagged scans": scan_cell(model),
             "lowest scan E - E_ref (eV)": lowest_cell(model),
@@ -78,6 +78,10 @@ def table_rows(pipe) -> list[dict]:
                       "lowest scan E - E_ref (eV)": lowest_cell(teacher[0])})
         rows.append(t_row)
     rows.append(row("PT (force field only)", "pt", "pt_on_pt_test", "PT test", False))
+    for n in getattr(pipe, "extra_pts", []):  # more PT models (pt_extra), same PT test
+        if f"pt_{n}_on_pt_test" in ev:
+            rows.append(row(f"PT {n} (force field only)", f"pt_{n}", f"pt_{n}_on_pt_test",
+                            "PT test", False))
     rows.append(row("PT, no fine-tuning", "pt", "pt_on_ft_test", "FT test", False))
     for v in pipe.variants:
         tr = r[f"train_{v}"]
@@ -269,8 +273,8 @@ def write_report(pipe) -> dict:
         f"{r['pt_data']['n_test']} test frames" + (f"; {r['pt_data']['filter']}"
                                                    if r["pt_data"].get("filter") else "")
         + (f"; the PT test column: {r['evaluate']['pt_test_frames']} PT test frames held out "
-           "from every PT model" if pipe.extra_pts and "pt_test_frames" in r["evaluate"]
-           else ""),
+           "from every PT model"
+           if getattr(pipe, "extra_pts", None) and "pt_test_frames" in r["evaluate"] else ""),
         f"- FT data: {r['ft_structures']['kind']}, labels {lab['method']}; "
         f"{lab['n_train']} train / {lab['n_test']} test frames",
         f"- model: {cfg['model']}",
