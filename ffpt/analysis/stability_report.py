@@ -113,16 +113,20 @@ def plot_survival(summary: dict, path: Path) -> None:
 
     temps = sorted({t for per_t in summary["results"].values() for t in per_t}, key=float)
     t_end = summary["settings"]["steps"] * summary["settings"]["timestep_fs"] / 1000.0
-    fig, axes = plt.subplots(1, len(temps), figsize=(4.2 * len(temps), 3.4), squeeze=False,
-                             sharey=True)
+    n_models = len(summary["results"])
+    many = n_models > 6  # legend beside the panels, not over the curves
+    fig, axes = plt.subplots(1, len(temps), figsize=(4.2 * len(temps) + 2.6 * many, 3.4),
+                             squeeze=False, sharey=True)
+    colours = plt.get_cmap("tab10" if n_models <= 10 else "tab20")  # one colour per model
     for ax, temp in zip(axes[0], temps, strict=True):
         for k, (m, per_t) in enumerate(summary["results"].items()):
             c = per_t.get(temp)
             if c is None:
                 continue
             t, s = np.array(c["km_t_ps"]), np.array(c["km_survival"])
-            color = f"C{k}"
+            color = colours(k)
             ax.step(np.append(t, t_end), np.append(s, s[-1]), where="post", color=color,
+                    ls=("-", "--", ":")[k % 3] if many else "-",
                     label=f"{m} ({c['runs'] - c['failed']}/{c['runs']})")
             cens = [r["time_ps"] for r in c["runs_detail"] if not r["failed"]]
             if cens:
@@ -132,7 +136,10 @@ def plot_survival(summary: dict, path: Path) -> None:
         ax.set_xlabel("time (ps)")
         ax.set_xlim(0, t_end * 1.03)
         ax.set_ylim(-0.03, 1.05)
-        ax.legend(fontsize=8, loc="lower left")
+        if not many:
+            ax.legend(fontsize=8, loc="lower left")
+    if many:
+        axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     axes[0, 0].set_ylabel("fraction of runs stable (Kaplan-Meier)")
     fig.tight_layout()
     tmp = path.with_name(path.stem + ".tmp.png")
