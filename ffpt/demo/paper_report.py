@@ -330,13 +330,14 @@ def _reweighted_rows(runs: dict) -> list[list]:
         for mdl, x in per.items():
             est = x.get("state_F_reweighted") or {}
             half, quarter = est.get("0.5"), est.get("0.75") or {}
-            if not half:
-                continue
-            rows.append([rxn, mdl, *[
-                f"{half[b]:.0f}" if b in half else "–" for b in BASINS]])
-            rows[-1][2:] = [f"{c} ({quarter[b]:.0f})" if b in quarter else f"{c} (–)"
-                            for c, b in zip(rows[-1][2:], BASINS, strict=True)]
+            if half:
+                rows.append([rxn, mdl, *[f"{_kj(half, b)} ({_kj(quarter, b)})" for b in BASINS]])
     return rows
+
+
+def _kj(free_energies: dict, state: str) -> str:
+    """A state's free energy in whole kJ/mol, '–' when the state was not visited."""
+    return f"{free_energies[state]:.0f}" if state in free_energies else "–"
 
 
 def _visits(timeline: list | None, most: int = 4) -> str | None:
@@ -445,8 +446,7 @@ def write_partial(cfg: dict, run_dir: Path, command: str) -> Path:
         lines += ["## Held-out test errors", "",
                   *_table(["model on test set", "F MAE (meV/Å)", "E MAE (meV/atom)"],
                           [[k, v["forces_mae_meV_A"], v["energy_mae_meV_atom"]]
-                           for k, v in recs["evaluate"]["result"].items()
-                           if isinstance(v, dict)]), ""]
+                           for k, v in recs["evaluate"]["result"].items()]), ""]
     for k, v in recs.items():
         if k.startswith("train_"):
             m = v["result"]["metrics"]

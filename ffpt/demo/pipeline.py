@@ -397,14 +397,23 @@ class Pipeline:
         frames: with extras, the union of every PT test set less every PT training frame."""
         if not self.extra_pts:
             return FrameSet.load(self.results["pt_data"]["test"])
+        from ffpt.labelling.label import structure_hash
+
+        def hashes(fs: FrameSet) -> list[str]:
+            return [structure_hash(a) for a in fs.iter_atoms()]
+
         stages = ["pt_data", *(f"pt_data_{n}" for n in self.extra_pts)]
         seen = set()
         for st in stages:
-            seen.update(frame_keys(FrameSet.load(self.results[st]["train"])))
+            seen.update(hashes(FrameSet.load(self.results[st]["train"])))
         kept = []
         for st in stages:
             fs = FrameSet.load(self.results[st]["test"])
-            idx = [i for i, k in enumerate(frame_keys(fs)) if k not in seen and not seen.add(k)]
+            idx = []
+            for i, h in enumerate(hashes(fs)):  # each frame once, none that any PT trained on
+                if h not in seen:
+                    seen.add(h)
+                    idx.append(i)
             if idx:
                 kept.append(fs.subset(idx))
         if not kept:
@@ -425,7 +434,6 @@ class Pipeline:
             out[f"{v}_on_ft_test"] = test_errors(ck[v], ft_test)
             # distance from the force field on rattled frames (scratch: never saw it)
             out[f"{v}_on_pt_test"] = test_errors(ck[v], pt_test, max_frames=500)
-        out["pt_test_frames"] = int(min(pt_test.n_frames, 500))
         return out
 
     # ------------------------------------------------------------------ stage 7
@@ -452,17 +460,6 @@ class Pipeline:
 #: :meth:`Pipeline.pt_test_frames`, and the pt_extra models on it); a new version
 #: re-evaluates, nothing retrains
 EVALUATE_VERSION = 4
-
-
-def frame_keys(fs: FrameSet) -> list[bytes]:
-    """One digest per frame of its atomic numbers and positions (to 1e-4 A): equal frames,
-    equal keys."""
-    import hashlib
-
-    pos = np.round(np.asarray(fs.positions, dtype=np.float64), 4)
-    return [hashlib.blake2b(np.asarray(fs.numbers[sl]).tobytes() + pos[sl].tobytes(),
-                            digest_size=16).digest()
-            for sl in (fs.frame_slice(i) for i in range(fs.n_frames))]
 
 
 def _without_budget(config: dict) -> dict:

@@ -272,9 +272,8 @@ def write_report(pipe) -> dict:
         f"- PT data: {r['pt_data']['source']}; {r['pt_data']['n_train']} train / "
         f"{r['pt_data']['n_test']} test frames" + (f"; {r['pt_data']['filter']}"
                                                    if r["pt_data"].get("filter") else "")
-        + (f"; the PT test column: {r['evaluate']['pt_test_frames']} PT test frames held out "
-           "from every PT model"
-           if getattr(pipe, "extra_pts", None) and "pt_test_frames" in r["evaluate"] else ""),
+        + (f"; the PT test column: {r['evaluate']['pt_on_pt_test']['n_frames']} PT test frames "
+           "held out from every PT model" if getattr(pipe, "extra_pts", None) else ""),
         f"- FT data: {r['ft_structures']['kind']}, labels {lab['method']}; "
         f"{lab['n_train']} train / {lab['n_test']} test frames",
         f"- model: {cfg['model']}",
