@@ -1,13 +1,16 @@
 """One short GPU-window check (< 8 minutes): training and MD speed of ffpt on CUDA.
 
-1. model call: float32 energy + forces (eager ``EnergyForces``) on 1,536- and 24,576-atom water,
+1. model call: float32 energy + forces (eager ``EnergyForces``) on 1,536-, 12,288- and
+   24,576-atom water,
    float32 and TF32, best of 5 with CUDA synchronisation, peak memory;
 2. training frames/s on aspirin (paper size, 32-frame batches; float32, tf32, bf16-autocast)
    and the data-loading share of a step (cached GraphSet -> batch -> device);
 3. a 1-epoch ``ffpt.train.train`` run with ``training.device: cuda`` (the trainer's CUDA path,
    checkpoints on CPU);
-4. if ``lmp`` and the plugin build work there: ms/step of ``pair_style ffpt`` (TorchScript
-   artifact, CUDA libtorch) on 1,536-atom water.
+4. if the plugin builds there against CUDA libtorch: float64 forces of ``pair_style ffpt`` on
+   the GPU against the ASE calculator on CPU (1 rank with the ghost shell, 2 ranks sharing the
+   GPU with the per-layer exchange), then float32 ms/step with the pair style's synchronised
+   breakdown (``timing yes``) on 1,536- and 12,288-atom water.
 
 Every section has a time budget and records its error instead of stopping the others.
 Results: ``$OUT/gpu_check.md`` (else ``benchmarks/results/gpu_check.md``) and a JSON twin.
@@ -32,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 PAPER = {"features": 128, "num_radial": 20, "cutoff": 5.0, "num_interactions": 3}
+LAMMPS_SIZES = (1536, 12288)  # water atoms of the pair_style ffpt speed runs
 T0 = time.monotonic()
 #: ``--dry-run``: every section on CPU at toy sizes (checks the script without a GPU)
 DRY: list[bool] = [False]
@@ -75,7 +79,7 @@ def model_call(res: dict, budget: float) -> None:
     torch.manual_seed(0)
     model = build_model({**PAPER, "dtype": "float32"}, ["H", "O"]).to(dev)
     ef = EnergyForces(model)
-    for n_mol in (8,) if DRY[0] else (512, 8192):
+    for n_mol in (8,) if DRY[0] else (512, 4096, 8192):
         if left(budget) < 60:
             res[f"water {3 * n_mol}"] = "skipped (time budget)"
             continue
@@ -195,38 +199,68 @@ def trainer_smoke(res: dict, budget: float) -> None:
 
 
 def lammps_md(res: dict, budget: float) -> None:
+    """``pair_style ffpt`` with CUDA libtorch: float64 forces against ASE on CPU (1 rank, ghost
+    shell; 2 ranks sharing the GPU, per-layer exchange), then float32 ms/step with the pair
+    style's own (synchronised) breakdown on 1,536- and 12,288-atom water: ghost shell with 1
+    and 8 torch threads (they build the graph), per-layer exchange with 8."""
+    import numpy as np
     import torch
 
+    from ffpt.calculator import FFPTCalculator
     from ffpt.deploy import deploy_checkpoint
+    from ffpt.lammps.runner import single_point
     from ffpt.model import build_model, save_checkpoint
 
     if left(budget) < 150 or DRY[0]:
         res["lammps"] = "skipped (time budget or dry run)"
         return
-    b = subprocess.run([str(Path(sys.executable).parent / "ffpt"), "build-plugin"], cwd=ROOT,
+    t = time.perf_counter()
+    b = subprocess.run([sys.executable, "-m", "ffpt.cli", "build-plugin"], cwd=ROOT,
                        capture_output=True, text=True, timeout=max(30, left(budget) - 90))
     if b.returncode != 0:
         res["lammps"] = f"plugin build failed: {(b.stderr or b.stdout).strip()[-300:]}"
         return
+    res["plugin_build_s"] = time.perf_counter() - t
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from lammps_vs_ase import lammps_step_time, water
+    from lammps_scaling import PARTS, run, water
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         torch.manual_seed(0)
-        cfg = {**PAPER, "dtype": "float32"}
+        cfg = {**PAPER, "dtype": "float64"}
         ckpt = save_checkpoint(tmp / "m.ckpt", build_model(cfg, ["H", "O"]), cfg)
-        art, _ = deploy_checkpoint(ckpt, tmp / "m.pt", dtype="float32")
-        out = {}
-        for n in (8, 16):  # 1,536 and 12,288 atoms
-            if left(budget) < 40:
+        art64, _ = deploy_checkpoint(ckpt, tmp / "m64.pt", dtype="float64")
+        art32, _ = deploy_checkpoint(ckpt, tmp / "m32.pt", dtype="float32")
+        atoms = water(1536)
+        ref = atoms.copy()
+        ref.calc = FFPTCalculator(ckpt, dtype="float64")
+        e_ref, f_ref = ref.get_potential_energy(), ref.get_forces()
+        check = {}
+        for nprocs, ex in ((1, "shell"), (2, "layer")):
+            if left(budget) < 60:
                 break
-            wd = tmp / f"w{n}"
-            wd.mkdir()
-            atoms = water(n)
-            out[f"water {len(atoms)} ms/step"] = 1e3 * lammps_step_time(art, atoms, 20, 1, wd)
-        res["lammps"] = out
-        print(f"lammps: {out}", flush=True)
+            sp = single_point(atoms, art64, tmp / f"sp{nprocs}", nprocs=nprocs,
+                              pair_style=f"ffpt exchange {ex}", elements=["O", "H"])
+            on_gpu = "device cuda" in sp["stdout"]
+            df = float(np.abs(sp["forces"] - f_ref).max())
+            check[f"{nprocs} rank(s) {ex}: max |dF| eV/A"] = df
+            check[f"{nprocs} rank(s) {ex}: |dE| eV"] = abs(sp["energy"] - e_ref)
+            check[f"{nprocs} rank(s) {ex}: on cuda"] = on_gpu
+        res["lammps float64 vs ASE (CPU), 1,536 atoms"] = check
+        print(f"lammps check: {check}", flush=True)
+        out = {}
+        for n in LAMMPS_SIZES:
+            for ex, threads in (("shell", 1), ("shell", 8), ("layer", 8)):
+                if left(budget) < 45:
+                    break
+                name = f"water {n} {ex} t{threads}"
+                r = run(art32, water(n), 1, ex, 20, tmp / f"w{n}{ex}{threads}", threads=threads)
+                out[f"{name} ms/step"] = r["step_ms"]
+                for part in PARTS:
+                    out[f"{name}: {part} ms"] = r[part]
+                out[f"{name}: peak RSS MB"] = r["rss_mb"]
+                print(f"lammps {name}: {r}", flush=True)
+        res["lammps float32, 1 rank"] = out
 
 
 def main() -> None:
@@ -234,7 +268,13 @@ def main() -> None:
     ap.add_argument("--budget-s", type=float, default=420)
     ap.add_argument("--out", default=os.environ.get("OUT") or str(ROOT / "benchmarks/results"))
     ap.add_argument("--dry-run", action="store_true", help="CPU, toy sizes: test the script")
+    ap.add_argument("--only", default="", help="comma-separated sections: model call, training, "
+                    "trainer, lammps [default: all]")
+    ap.add_argument("--plot", metavar="JSON", help="only redraw gpu_check.png from a result JSON")
     args = ap.parse_args()
+    if args.plot:
+        plot(json.loads(Path(args.plot).read_text()), Path(args.plot).with_suffix(".png"))
+        return
     DRY[0] = args.dry_run
     import torch
 
@@ -245,12 +285,58 @@ def main() -> None:
         res["gpu"] = "dry run on CPU" if DRY[0] else torch.cuda.get_device_name()
         for name, fn in (("model call", model_call), ("training", training),
                          ("trainer", trainer_smoke), ("lammps", lammps_md)):
+            if args.only and name not in args.only.split(","):
+                continue
             try:
                 fn(res, args.budget_s)
             except Exception as exc:  # record and go on: one window, every number counts
                 res[f"{name} error"] = f"{type(exc).__name__}: {exc}"[:500]
                 traceback.print_exc()
     write(Path(args.out), res)
+
+
+def plot(res: dict, png: Path) -> None:
+    """LAMMPS step breakdown against the bare model call, and training frames/s by precision."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from lammps_scaling import PARTS
+
+    lmp = res.get("lammps float32, 1 rank")
+    train = {k[6:]: v["frames_s"] for k, v in res.items()
+             if k.startswith("train ") and isinstance(v, dict)}
+    if not isinstance(lmp, dict) and not train:
+        return
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [2, 1]})
+    if isinstance(lmp, dict):
+        runs = [k[:-len(" ms/step")] for k in lmp if k.endswith(" ms/step")]
+        for i, run in enumerate(runs):
+            bottom = 0.0
+            for j, part in enumerate(PARTS):
+                v = lmp.get(f"{run}: {part} ms", 0.0)
+                a.bar(i, v, bottom=bottom, color=f"C{j}", label=part if i == 0 else None)
+                bottom += v
+            call = res.get(f"water {run.split()[1]}", {})
+            if isinstance(call, dict) and "float32_ms" in call:
+                a.plot([i - 0.4, i + 0.4], [call["float32_ms"]] * 2, "k--",
+                       label="bare model call (eager)" if i == 0 else None)
+        a.set_xticks(range(len(runs)), [f"{int(r.split()[1]):,} atoms\n{' '.join(r.split()[2:])}"
+                                        for r in runs], fontsize=8)
+        a.set_ylabel("ms per MD step")
+        a.set_title("pair_style ffpt on 1 GPU rank (float32, paper size)")
+        a.legend(fontsize=8)
+    if train:
+        b.bar(range(len(train)), list(train.values()), color="C7")
+        b.set_xticks(range(len(train)), list(train), fontsize=8)
+        b.set_ylabel("training frames/s (aspirin, batch 32)")
+        b.set_title("training step")
+    fig.suptitle(f"{res.get('gpu', '')}, torch {res.get('torch', '')}, {res.get('date', '')}")
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
 
 
 def write(out: Path, res: dict) -> None:
@@ -265,6 +351,10 @@ def write(out: Path, res: dict) -> None:
     tmp = out / "gpu_check.md.tmp"
     tmp.write_text("\n".join(lines) + "\n")
     tmp.replace(out / "gpu_check.md")
+    try:
+        plot(res, out / "gpu_check.png")
+    except Exception as exc:  # the numbers are written; a plot failure must not lose them
+        print(f"gpu_check: no plot ({type(exc).__name__}: {exc})")
     print(f"wrote {out / 'gpu_check.md'}")
 
 

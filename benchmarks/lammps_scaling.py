@@ -67,7 +67,7 @@ def parse_timing(stdout: str) -> dict[str, float]:
 
 
 def run(artifact: Path, atoms, nprocs: int, exchange: str, steps: int, wd: Path,
-        plugin_dir: str | None = None) -> dict:
+        plugin_dir: str | None = None, threads: int = 1) -> dict:
     from ffpt.lammps import read_log, run_lammps, write_data
 
     wd.mkdir(parents=True, exist_ok=True)
@@ -88,7 +88,7 @@ run {steps}
     if plugin_dir:  # the lmp entry point looks the plugins up there
         os.environ["FFPT_PLUGIN_DIR"] = plugin_dir
     try:
-        proc = run_lammps("in.bench", wd, nprocs=nprocs, threads=1, timeout=7200)
+        proc = run_lammps("in.bench", wd, nprocs=nprocs, threads=threads, timeout=7200)
     finally:
         if plugin_dir:
             os.environ.pop("FFPT_PLUGIN_DIR")

@@ -54,6 +54,7 @@
 #include <torch/cuda.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -74,6 +75,7 @@ using namespace LAMMPS_NS;
 // the artifact contract (FFPT_FORMAT_TAG, FFPT_FORMAT_VERSION, FFPT_METADATA_RECORD,
 // FFPT_HASH_KEY, FFPT_UNHASHED_RECORD) comes from ffpt/deploy via CMake compile definitions
 static constexpr double MASS_TOLERANCE = 0.5;  // u; type mass vs the element's standard mass
+static constexpr int MAX_GPU_THREADS = 8;       // default torch threads per rank with a GPU
 
 namespace {
 // node-local MPI rank and rank count (threads and GPU per rank)
@@ -187,8 +189,9 @@ PairFFPT::~PairFFPT()
 }
 
 /* Threads: two OpenMP runtimes live in this process (LAMMPS' libgomp and torch's). Torch's
- * intra-op pool (process-wide, set once) gets FFPT_NUM_THREADS, else OMP_NUM_THREADS, else (hardware threads / MPI ranks
- * on this node), at least 1; inter-op parallelism is off (one model call at a time). With the
+ * intra-op pool (process-wide, set once) gets FFPT_NUM_THREADS, else OMP_NUM_THREADS, else
+ * (hardware threads / MPI ranks on this node), at least 1 and, with a GPU, at most
+ * MAX_GPU_THREADS; inter-op parallelism is off (one model call at a time). With the
  * CUDA build of libtorch each node-local rank takes GPU (local rank mod device count). */
 void PairFFPT::setup_threads_and_device()
 {
@@ -197,9 +200,13 @@ void PairFFPT::setup_threads_and_device()
   static bool threads_done = false;
   int nthreads = env_int("FFPT_NUM_THREADS");
   if (!nthreads) nthreads = env_int("OMP_NUM_THREADS");
+  const bool cuda = torch::cuda::is_available();
   if (!nthreads) {
     int hw = (int) std::thread::hardware_concurrency();
     nthreads = std::max(1, hw / std::max(1, local_size));
+    // with a GPU the threads only build the graph and convert copies: on the 16-core H200
+    // machine 4 or 8 threads took 7 ms for a 12,288-atom graph, 16 threads 17 ms (contention)
+    if (cuda) nthreads = std::min(nthreads, MAX_GPU_THREADS);
   }
   if (!threads_done) {
 #if defined(__GLIBC__)
@@ -223,7 +230,7 @@ void PairFFPT::setup_threads_and_device()
     }
     threads_done = true;
   }
-  if (torch::cuda::is_available()) {
+  if (cuda) {
     int ndev = (int) torch::cuda::device_count();
     device = torch::Device(torch::kCUDA, (c10::DeviceIndex) (local_rank % std::max(1, ndev)));
   }
@@ -627,14 +634,12 @@ void PairFFPT::compute(int eflag, int vflag)
   auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
   auto i64 = torch::TensorOptions().dtype(torch::kInt64);
   // bulk copies: from_blob views of LAMMPS/host buffers, then one copy to the model dtype/device
-  torch::Tensor pos =
-      torch::from_blob(node_pos.data(), {nnodes, 3}, f64).to(device, dtype, false, true);
+  torch::Tensor pos = to_model(torch::from_blob(node_pos.data(), {nnodes, 3}, f64));
   torch::Tensor spec = torch::from_blob(species.data(), {nnodes}, i64).to(device, false, true);
-  torch::Tensor eidx = torch::stack({torch::from_blob(edge_i.data(), {nedges}, i64),
-                                     torch::from_blob(edge_j.data(), {nedges}, i64)})
-                           .to(device);
-  torch::Tensor eshift =
-      torch::from_blob(edge_shift.data(), {nedges, 3}, f64).to(device, dtype, false, true);
+  torch::Tensor eidx = torch::empty({2, nedges}, i64.device(device));
+  eidx[0].copy_(torch::from_blob(edge_i.data(), {nedges}, i64));
+  eidx[1].copy_(torch::from_blob(edge_j.data(), {nedges}, i64));
+  torch::Tensor eshift = to_model(torch::from_blob(edge_shift.data(), {nedges, 3}, f64));
   lap(T_TO_MODEL);
 
   std::vector<torch::Tensor> res = run_model(pos, spec, eidx, eshift, nlocal);
@@ -654,6 +659,14 @@ void PairFFPT::compute(int eflag, int vflag)
   if (!members.empty()) compute_deviation({pos, spec, eidx, eshift}, forces, res[1], nnodes);
   lap(T_FROM_MODEL);
   cpu_seconds += process_cpu_seconds() - cpu_start;
+}
+
+/* A float64 host tensor in the model's dtype on its device. For a GPU, a float32 model's data is
+   converted on the host first (torch's threads), so half the bytes cross to the device. */
+torch::Tensor PairFFPT::to_model(const torch::Tensor &host) const
+{
+  if (device.is_cuda() && dtype != host.scalar_type()) return host.to(dtype).to(device);
+  return host.to(device, dtype, false, true);
 }
 
 /* One model call (TorchScript or AOTInductor) on graph tensors of the model's device and dtype:
@@ -696,6 +709,7 @@ void PairFFPT::tally_virial(const torch::Tensor &w3)
 
 void PairFFPT::lap(int which)
 {
+  if (timing && device.is_cuda()) torch::cuda::synchronize();  // attribute GPU work to its part
   const auto now = std::chrono::steady_clock::now();
   timers[which] += std::chrono::duration<double>(now - tick).count();
   tick = now;
@@ -822,11 +836,40 @@ int PairFFPT::build_folded_graph()
   double **x = atom->x;
   const size_t nedges = edge_i.size();
   edge_shift.resize(3 * nedges);
-  for (size_t e = 0; e < nedges; e++) {
-    const int j = edge_atom[e], r = node_atom[edge_j[e]];
-    for (int d = 0; d < 3; d++) edge_shift[3 * e + d] = x[j][d] - x[r][d];
-  }
+  at::parallel_for(0, (int64_t) nedges, 4096, [&](int64_t b, int64_t end) {
+    for (int64_t e = b; e < end; e++) {
+      const int j = edge_atom[e], r = node_atom[edge_j[e]];
+      for (int d = 0; d < 3; d++) edge_shift[3 * e + d] = x[j][d] - x[r][d];
+    }
+  });
   return nnodes;
+}
+
+/* The edges a -> j (cutoff) of owned atoms a in [begin, end), appended in neighbour-list order:
+   a, the LAMMPS atom j and x_j - x_a. Returns the first pair closer than MIN_DISTANCE, else
+   {-1, -1} (the caller stops the run on one thread: error->one must not run in a worker). */
+std::pair<int, int> PairFFPT::owned_edges(int begin, int end, std::vector<int64_t> &ei,
+                                          std::vector<int> &ej, std::vector<double> &ev)
+{
+  double **x = atom->x;
+  const double rcsq = cutoff * cutoff;
+  std::pair<int, int> bad{-1, -1};
+  for (int a = begin; a < end; a++) {
+    const int *jlist = list->firstneigh[a];
+    for (int jj = 0; jj < list->numneigh[a]; jj++) {
+      const int j = jlist[jj] & NEIGHMASK;
+      const double dx = x[j][0] - x[a][0], dy = x[j][1] - x[a][1], dz = x[j][2] - x[a][2];
+      const double rsq = dx * dx + dy * dy + dz * dz;
+      if (rsq >= rcsq) continue;
+      if (rsq < MIN_DISTANCE * MIN_DISTANCE && bad.first < 0) bad = {a, j};
+      ei.push_back(a);
+      ej.push_back(j);
+      ev.push_back(dx);
+      ev.push_back(dy);
+      ev.push_back(dz);
+    }
+  }
+  return bad;
 }
 
 /* Nodes 0..nlocal-1 are the owned atoms, then ghosts in breadth-first order: one node per
@@ -856,11 +899,64 @@ int PairFFPT::breadth_first_graph(int max_hops)
     if (fold) tag2node[tag[i]] = i;
     else atom2node[i] = i;
   }
+  // the owned atoms' edges (most of the work): on torch's threads in chunks of owned atoms, each
+  // into its own buffers, then joined in order; their ghost neighbours are numbered after that
   edge_i.clear();
   edge_j.clear();
   edge_atom.clear();
   edge_vec.clear();
-  for (size_t q = 0; q < node_atom.size(); q++) {
+  const int nthreads = at::get_num_threads();
+  const int nchunks = nthreads > 1 ? std::max(1, std::min(nlocal / 64, 8 * nthreads)) : 1;
+  std::pair<int, int> bad{-1, -1};
+  if (nchunks == 1) {
+    bad = owned_edges(0, nlocal, edge_i, edge_atom, edge_vec);
+  } else {
+    edge_chunks.resize(nchunks);
+    at::parallel_for(0, nchunks, 1, [&](int64_t b, int64_t e) {
+      for (int64_t c = b; c < e; c++) {
+        EdgeChunk &ch = edge_chunks[c];
+        ch.i.clear();
+        ch.atom.clear();
+        ch.vec.clear();
+        ch.bad = owned_edges((int) (c * nlocal / nchunks), (int) ((c + 1) * nlocal / nchunks),
+                             ch.i, ch.atom, ch.vec);
+      }
+    });
+    for (int c = nchunks - 1; c >= 0; c--)
+      if (edge_chunks[c].bad.first >= 0) bad = edge_chunks[c].bad;
+    std::vector<size_t> at(nchunks + 1, 0);
+    for (int c = 0; c < nchunks; c++) at[c + 1] = at[c] + edge_chunks[c].i.size();
+    edge_i.resize(at[nchunks]);
+    edge_atom.resize(at[nchunks]);
+    edge_vec.resize(3 * at[nchunks]);
+    at::parallel_for(0, nchunks, 1, [&](int64_t b, int64_t e) {
+      for (int64_t c = b; c < e; c++) {
+        const EdgeChunk &ch = edge_chunks[c];
+        std::copy(ch.i.begin(), ch.i.end(), edge_i.begin() + at[c]);
+        std::copy(ch.atom.begin(), ch.atom.end(), edge_atom.begin() + at[c]);
+        std::copy(ch.vec.begin(), ch.vec.end(), edge_vec.begin() + 3 * at[c]);
+      }
+    });
+  }
+  if (bad.first >= 0) {
+    const double *xa = x[bad.first], *xb = x[bad.second];
+    too_close(bad.first, bad.second,
+              (xb[0] - xa[0]) * (xb[0] - xa[0]) + (xb[1] - xa[1]) * (xb[1] - xa[1]) +
+                  (xb[2] - xa[2]) * (xb[2] - xa[2]));
+  }
+  const size_t nown = edge_i.size();
+  edge_j.resize(nown);
+  for (size_t k = 0; k < nown; k++) {
+    const int j = edge_atom[k];
+    int &slot = fold ? tag2node[tag[j]] : atom2node[j];
+    if (slot < 0) {
+      slot = (int) node_atom.size();
+      node_atom.push_back(j);
+      node_hop.push_back(1);
+    }
+    edge_j[k] = slot;
+  }
+  for (size_t q = nlocal; q < node_atom.size(); q++) {
     if (node_hop[q] >= max_hops) continue;    // enters only as a neighbour
     const int a = node_atom[q];
     const int *jlist = firstneigh[a];

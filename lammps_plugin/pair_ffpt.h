@@ -77,6 +77,13 @@ class PairFFPT : public Pair {
 
   // work buffers reused every step (grown, never shrunk)
   std::vector<int64_t> edge_i, edge_j, species;
+  struct EdgeChunk {    // one thread's share of the owned atoms' edges (breadth_first_graph)
+    std::vector<int64_t> i;
+    std::vector<int> atom;
+    std::vector<double> vec;
+    std::pair<int, int> bad{-1, -1};
+  };
+  std::vector<EdgeChunk> edge_chunks;
   std::vector<double> edge_shift, node_pos;
   std::vector<int> tag2node, node_atom, node_hop;
   // per-layer exchange: LAMMPS atom of each edge's neighbour, edge vectors, per-atom comm rows
@@ -130,6 +137,9 @@ class PairFFPT : public Pair {
   void check_metadata(const std::string &path, std::map<std::string, std::string> &kv);
   void check_type_masses();
   void too_close(int a, int b, double rsq);
+  torch::Tensor to_model(const torch::Tensor &host) const;
+  std::pair<int, int> owned_edges(int begin, int end, std::vector<int64_t> &ei,
+                                  std::vector<int> &ej, std::vector<double> &ev);
   void check_forces(const double *fp, int nnodes);
   void setup_threads_and_device();
   static double process_cpu_seconds();

@@ -2,7 +2,9 @@
 # One GPU-window check (< 8 minutes; docs/gpu.md): training frames/s and model-call/MD speed of
 # ffpt on CUDA. Results go to $OUT (when set, e.g. on the lent device machine) or
 # benchmarks/results/: gpu_check.md, gpu_check.json, nvidia-smi.txt, gpu_check.log.
-#   bash scripts/gpu_check.sh            # PYTHON=... to choose the interpreter
+#   bash scripts/gpu_check.sh            # PYTHON=... to choose the interpreter,
+#                                        # FFPT_GPU_BUDGET_S=400 the time budget
+# On the lent device machine: source scripts/gpu_env.sh install && bash scripts/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-benchmarks/results}"
@@ -18,5 +20,6 @@ if ! "$py" -c "import torch, e3nn, ase, scipy, yaml" 2>"$out/gpu_check.log"; the
     exit 2
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" OMP_NUM_THREADS="${OMP_NUM_THREADS:-4}"
-timeout 460 "$py" benchmarks/gpu_check.py --budget-s 400 --out "$out" 2>&1 | tee -a "$out/gpu_check.log"
+budget="${FFPT_GPU_BUDGET_S:-400}"
+timeout $((budget + 60)) "$py" benchmarks/gpu_check.py --budget-s "$budget" --out "$out" ${FFPT_GPU_ONLY:+--only "$FFPT_GPU_ONLY"} 2>&1 | tee -a "$out/gpu_check.log"
 exit "${PIPESTATUS[0]}"

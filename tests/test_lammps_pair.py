@@ -82,10 +82,10 @@ def toy_artifact(tmp_path_factory) -> Path:
 
 
 def _compare(atoms: Atoms, artifact: Path, workdir: Path, nprocs: int, style: str = "ffpt",
-             ref: dict | None = None, elements: list[str] | None = None):
+             ref: dict | None = None, elements: list[str] | None = None, threads: int = 1):
     ref = ref or load_deployed(artifact).evaluate(atoms)
     got = single_point(atoms, artifact, workdir, nprocs=nprocs, pair_style=style,
-                       elements=elements)
+                       elements=elements, threads=threads)
     n = len(atoms)
     de = abs(got["energy"] - ref["energy"]) / n
     df = np.abs(got["forces"] - ref["forces"]).max()
@@ -129,6 +129,16 @@ def test_cell_smaller_than_cutoff(toy_artifact, tmp_path, nprocs, style):
     """8 waters in a 6.2 A triclinic cell: < 2 x cutoff, several images of one atom are
     neighbours, and the ghost shell spans the receptive field over many periodic images."""
     _compare(_triclinic(_water_box(2, seed=2)), toy_artifact, tmp_path, nprocs, style)
+
+
+@pytest.mark.parametrize(("nprocs", "style"), [(1, "ffpt"), (2, "ffpt"), (1, "ffpt fold no")])
+def test_graph_built_on_two_threads(toy_artifact, tmp_path, nprocs, style):
+    """The owned atoms' edges are found on torch's threads (64 atoms per task: 3 tasks for 192
+    atoms); the graph, and so the forces, must not change."""
+    one = _compare(_water_box(4), toy_artifact, tmp_path / "t1", nprocs, style)
+    two = _compare(_water_box(4), toy_artifact, tmp_path / "t2", nprocs, style, threads=2)
+    assert "2 torch thread(s)" in two["stdout"]
+    assert np.abs(two["forces"] - one["forces"]).max() <= 1e-12
 
 
 # --------------------------------------------------------------------------- per-layer exchange

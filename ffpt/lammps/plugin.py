@@ -102,6 +102,9 @@ def build_plugin_cmd(build_dir, install_dir, jobs, verbose) -> None:
         raise click.ClickException(str(exc)) from exc
     libs = sorted(p.name for p in dest.glob("*plugin.so"))
     click.echo(f"installed {', '.join(libs)} into {dest}")
+    if "ffptplumedplugin.so" not in libs:
+        click.echo("fix plumed was not built: this Python has no PLUMED headers (pip install "
+                   "--no-deps hillclimber, then ffpt build-plugin again)", err=True)
 
 
 def plugin_built() -> bool:
