@@ -8,7 +8,7 @@ gives the LAMMPS loop time per step, the pair style's own breakdown (mean over r
 peak resident memory of the largest rank.
 
     python benchmarks/lammps_scaling.py [--steps 3] [--models small,paper] [--sizes 1536,12288]
-                                        [--repeats 1] [--baseline-plugin DIR]
+                                        [--repeats 1] [--baseline-plugin DIR] [--cross-pairs]
                                         [-o benchmarks/results/lammps_scaling.md]
 
 ``--baseline-plugin DIR`` adds 2-rank per-layer rows run with the plugins in DIR (e.g. a build of
@@ -97,6 +97,8 @@ run {steps}
     log = read_log(proc.stdout, text=True)
     res = {"step_ms": 1e3 * log.loop_time_s / log.steps, **parse_timing(proc.stdout)}
     res["exchange"] = "layer" if "per-layer exchange" in proc.stdout else "shell"
+    if "cross-rank edge pairs once" in proc.stdout:
+        res["exchange"] += ", cross_pairs yes"
     return res
 
 
@@ -131,13 +133,17 @@ def main() -> None:
     p.add_argument("--baseline-plugin", default=None, metavar="DIR",
                    help="also run 2 ranks, layer exchange, with the plugins in DIR (rows "
                         "marked 'layer, baseline plugin')")
+    p.add_argument("--cross-pairs", action="store_true",
+                   help="also run 2 ranks, layer exchange, with `cross_pairs yes` (each "
+                        "cross-rank edge pair computed by one rank)")
     p.add_argument("-o", "--output", default=str(ROOT / "benchmarks/results/lammps_scaling.md"),
                    help="results file; an existing one keeps its earlier runs below the new one")
     a = p.parse_args()
     if a.baseline_plugin and not (Path(a.baseline_plugin) / "ffptplugin.so").exists():
         p.error(f"--baseline-plugin: no ffptplugin.so in {a.baseline_plugin}; build one with "
                 "`ffpt build-plugin --install-dir DIR`")
-    runs = RUNS + ([(2, "baseline")] if a.baseline_plugin else [])
+    runs = RUNS + ([(2, "layer cross_pairs yes")] if a.cross_pairs else []) + (
+        [(2, "baseline")] if a.baseline_plugin else [])
 
     import torch
 
@@ -201,6 +207,7 @@ def main() -> None:
         "",
         f"`python benchmarks/lammps_scaling.py --steps {a.steps} --models {a.models} "
         f"--sizes {a.sizes} --repeats {a.repeats}"
+        f"{' --cross-pairs' if a.cross_pairs else ''}"
         f"{' --baseline-plugin DIR' if a.baseline_plugin else ''}`",
         "",
         f"- machine: {machine()}",

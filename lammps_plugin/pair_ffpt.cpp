@@ -160,7 +160,7 @@ std::string major_minor(const std::string &v)
 
 PairFFPT::PairFFPT(LAMMPS *lmp) :
     Pair(lmp), fold(true), use_ghosts(false), model_loaded(false), check_masses(true), trust(false),
-    exchange_request(AUTO), layers(false), timing(false), node_channels(0), layer_hops(1), timed_steps(0), cpu_seconds(0.0), cpu_start(0.0), cpu_exchange(0.0), graph_nodes(0.0), graph_edges(0.0),
+    exchange_request(AUTO), layers(false), cross_pairs(false), cross_pairs_request(false), timing(false), node_channels(0), layer_hops(1), timed_steps(0), cpu_seconds(0.0), cpu_start(0.0), cpu_exchange(0.0), graph_nodes(0.0), graph_edges(0.0),
     device(torch::kCPU), dtype(torch::kFloat64), cutoff(0.0), num_interactions(0)
 {
   std::fill(timers, timers + T_COUNT, 0.0);
@@ -256,10 +256,12 @@ void PairFFPT::settings(int narg, char **arg)
   int iarg = 0;
   while (iarg < narg) {
     const std::string key = arg[iarg];
-    if (key == "fold" || key == "check_masses" || key == "trust" || key == "timing") {
+    if (key == "fold" || key == "check_masses" || key == "trust" || key == "timing" ||
+        key == "cross_pairs") {
       if (iarg + 1 >= narg) error->all(FLERR, "pair_style ffpt: '{}' needs yes or no", key);
       const bool on = ffpt_compat::logical(FLERR, arg[iarg + 1], lmp) == 1;
       if (key == "fold") fold = on;
+      else if (key == "cross_pairs") cross_pairs_request = on;
       else if (key == "check_masses") check_masses = on;
       else if (key == "timing") timing = on;
       else trust = on;
@@ -275,7 +277,7 @@ void PairFFPT::settings(int narg, char **arg)
     } else if (!ensemble_keyword(key, narg, arg, iarg)) {
       error->all(FLERR,
                  "pair_style ffpt: unknown keyword '{}'; usage: pair_style ffpt "
-                 "[exchange auto|shell|layer] [fold yes|no] [timing yes|no] "
+                 "[exchange auto|shell|layer] [cross_pairs yes|no] [fold yes|no] [timing yes|no] "
                  "[check_masses yes|no] [trust yes|no] [devi_file PATH] [devi_every N] "
                  "(the model file(s) and elements go into pair_coeff * * model.pt El1 El2 ...)",
                  arg[iarg]);
@@ -566,6 +568,21 @@ void PairFFPT::init_style()
                "ffpt (ffpt-deploy CHECKPOINT -o model.pt)",
                model_path, aoti ? "an AOTInductor package" : "an older or non-NewtonNet artifact");
   layers = exchange_request == LAYER || (exchange_request == AUTO && can_layer && comm->nprocs > 1);
+  // cross_pairs yes: one rank computes each cross-rank edge pair (pair_ffpt_layers.cpp); needs
+  // one-hop layers, a folded graph and an artifact with the split layers (messages + update).
+  // Off by default: on 2 ranks it saved ~5 % of the model time and cost as much in exchanges
+  // (benchmarks/results/lammps_scaling.md)
+  const bool can_pair = layer_hops == 1 && fold && model.find_method("messages").has_value() &&
+      model.find_method("update").has_value() && model.find_method("edge_pairs").has_value();
+  cross_pairs = cross_pairs_request && layers && can_pair;
+  if (cross_pairs_request && layers && !can_pair)
+    error->all(FLERR,
+               "pair_style ffpt cross_pairs yes: '{}' cannot pair cross-rank edges ({}); drop "
+               "'cross_pairs yes'",
+               model_path,
+               !fold ? "fold no" : layer_hops > 1 ? "the model has latent displacements"
+                                                  : "an artifact without the messages/update "
+                                                    "pieces: re-deploy it with this ffpt");
   use_ghosts = layers ? layer_hops > 1 : (comm->nprocs > 1 || !fold);
   ghostneigh = use_ghosts ? 1 : 0;
   comm_forward = comm_reverse = layers ? node_channels : 0;
@@ -587,8 +604,9 @@ void PairFFPT::init_style()
   if (!members.empty()) init_ensemble();
   if (comm->me == 0)
     utils::logmesg(lmp, "pair_style ffpt: {} graph, {}\n", fold ? "folded" : "unfolded",
-                   layers ? fmt::format("per-layer exchange of ghost features ({} per atom)",
-                                        node_channels)
+                   layers ? fmt::format("per-layer exchange of ghost features ({} per atom){}",
+                                        node_channels,
+                                        cross_pairs ? ", cross-rank edge pairs once" : "")
                           : use_ghosts ? "ghost shell covers the receptive field" : "single domain");
 }
 

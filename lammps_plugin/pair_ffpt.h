@@ -60,6 +60,8 @@ class PairFFPT : public Pair {
   enum Exchange { AUTO, SHELL, LAYER };
   Exchange exchange_request;    // from pair_style (auto: layer with > 1 rank if the model can)
   bool layers;                  // this run exchanges node features after every layer
+  bool cross_pairs;             // ... and computes each cross-rank edge pair on one rank
+  bool cross_pairs_request;     // pair_style ffpt cross_pairs yes
   bool timing;                  // time the parts of a step, print them at the end of a run
   int node_channels;            // doubles per atom exchanged between layers (0: no pieces)
   int layer_hops;               // edges one interaction reaches (2 with displacements)
@@ -137,6 +139,7 @@ class PairFFPT : public Pair {
   void check_metadata(const std::string &path, std::map<std::string, std::string> &kv);
   void check_type_masses();
   void too_close(int a, int b, double rsq);
+  void pair_cross_rank_edges();
   torch::Tensor to_model(const torch::Tensor &host) const;
   std::pair<int, int> owned_edges(int begin, int end, std::vector<int64_t> &ei,
                                   std::vector<int> &ej, std::vector<double> &ev);

@@ -15,6 +15,16 @@
  * which the exchange replaces). The pieces run with the graph executor's optimisation off (no
  * symbolic autodiff of the pieces).
  *
+ * Cross-rank pairs once (cross_pairs yes, off by default; artifacts with messages + update,
+ * one-hop layers, fold): an edge between owned atom i and a remote atom j is computed only by the
+ * rank whose atom has the smaller tag, in both directions (pair_cross_rank_edges adds j -> i),
+ * so every edge has its reverse and the pair's message and edge MLPs run once, as on one rank
+ * (otherwise both ranks compute such an edge, unpaired). A layer is then messages (sums per
+ * row; a ghost row holds this rank's share of a remote atom's sum), a reverse exchange that adds
+ * the ghost rows to their owners, and update on the owned rows. Backward: the gradient of the
+ * summed messages goes to the ghost rows by forward exchange, then through messages. Measured
+ * on 2 ranks: 5 % less model time, as much more exchange waiting (twice the exchanges).
+ *
  * Forward: before interaction k > 0 the owned rows of x go to LAMMPS forward communication
  * (pack/unpack_forward_comm), which fills every ghost atom with its owner's features (periodic
  * images included; features are invariants and Cartesian vectors, unchanged by a lattice
@@ -60,7 +70,46 @@ using namespace LAMMPS_NS;
    them, whose neighbour lists are complete because the ghost shell is 2 r_c + skin. */
 int PairFFPT::build_layer_graph()
 {
-  return breadth_first_graph(layer_hops);
+  const int nnodes = breadth_first_graph(layer_hops);
+  if (cross_pairs) pair_cross_rank_edges();
+  return nnodes;
+}
+
+/* Cross-rank pairs once (newton on for messages): an edge from owned atom i to ghost node j
+   stays on this rank if tag i < tag j, together with its reverse j -> i (so the pair's message
+   and edge MLPs run once and j's share goes to its owner by reverse communication); else the
+   rank that owns j computes the pair and this edge is dropped. Each cross-rank pair is then
+   computed by exactly one rank (the two ranks see the same pair: full lists, tags differ since
+   with fold a ghost with an owned atom's tag is that atom's node). */
+void PairFFPT::pair_cross_rank_edges()
+{
+  const tagint *tag = atom->tag;
+  const int nlocal = atom->nlocal;
+  const size_t ne = edge_i.size();
+  size_t kept = 0;
+  std::vector<size_t> back;    // kept edges to ghost nodes, in order
+  for (size_t e = 0; e < ne; e++) {
+    const bool ghost = edge_j[e] >= nlocal;
+    if (ghost && tag[edge_i[e]] > tag[edge_atom[e]]) continue;    // the other rank's pair
+    if (ghost) back.push_back(kept);
+    edge_i[kept] = edge_i[e];
+    edge_j[kept] = edge_j[e];
+    edge_atom[kept] = edge_atom[e];
+    for (int d = 0; d < 3; d++) edge_vec[3 * kept + d] = edge_vec[3 * e + d];
+    kept++;
+  }
+  const size_t total = kept + back.size();
+  edge_i.resize(total);
+  edge_j.resize(total);
+  edge_atom.resize(total);
+  edge_vec.resize(3 * total);
+  for (size_t r = 0; r < back.size(); r++) {
+    const size_t e = back[r], k = kept + r;
+    edge_i[k] = edge_j[e];
+    edge_j[k] = edge_i[e];
+    edge_atom[k] = (int) edge_i[e];    // owned node i is LAMMPS atom i
+    for (int d = 0; d < 3; d++) edge_vec[3 * k + d] = -edge_vec[3 * e + d];
+  }
 }
 
 /* Exchange rows: a float32 model exchanges float32 numbers, two per double of the LAMMPS comm
@@ -326,7 +375,7 @@ void PairFFPT::compute_layers()
   auto i64 = torch::TensorOptions().dtype(torch::kInt64);
   torch::Tensor ev, spec, eidx, x, atomic, canon, expand;
   int64_t npaired = 0;
-  std::vector<torch::Tensor> per_edge, leaves, xin(L), xout(L);
+  std::vector<torch::Tensor> per_edge, leaves, xin(L), xout(L), msum(L), sleaf(L);
   if (work) {
     ev = torch::from_blob(edge_vec.data(), {nedges, 3}, f64).to(device, dtype, false, true);
     ev.requires_grad_(true);
@@ -354,9 +403,10 @@ void PairFFPT::compute_layers()
       }
       x = model.get_method("embed")({spec}).toTensor();
     }
-    auto interaction = model.get_method(owned    ? "interaction_owned"
-                                        : paired ? "interaction_paired"
-                                                 : "interaction");
+    auto interaction = model.get_method(cross_pairs ? "messages"
+                                        : owned     ? "interaction_owned"
+                                        : paired    ? "interaction_paired"
+                                                    : "interaction");
     for (int k = 0; k < L; k++) {
       if (k > 0) {
         lap(T_FORWARD);
@@ -365,12 +415,25 @@ void PairFFPT::compute_layers()
         cpu_exchange += process_cpu_seconds() - c0;
         lap(T_EXCHANGE);
       }
+      if (work) {
+        xin[k] = x.detach().requires_grad_(k > 0);
+        std::vector<torch::jit::IValue> args{(int64_t) k, xin[k], leaves[0], leaves[1], leaves[2], eidx};
+        if (paired) args.insert(args.end(), {canon, expand, npaired});
+        if (owned && !cross_pairs) args.emplace_back((int64_t) nlocal);
+        xout[k] = x = interaction(args).toTensor();
+      }
+      if (!cross_pairs) continue;
+      // the message sums: ghost rows (this rank's share of a remote atom's pairs) to the owners
+      msum[k] = x;
+      lap(T_FORWARD);
+      const double c0 = process_cpu_seconds();
+      torch::Tensor s = exchange_reverse(x, nnodes, work ? nlocal : 0);
+      cpu_exchange += process_cpu_seconds() - c0;
+      lap(T_EXCHANGE);
       if (!work) continue;
-      xin[k] = x.detach().requires_grad_(k > 0);
-      std::vector<torch::jit::IValue> args{(int64_t) k, xin[k], leaves[0], leaves[1], leaves[2], eidx};
-      if (paired) args.insert(args.end(), {canon, expand, npaired});
-      if (owned) args.emplace_back((int64_t) nlocal);
-      xout[k] = x = interaction(args).toTensor();
+      sleaf[k] = s.detach().requires_grad_(true);
+      xout[k] = x = model.get_method("update")({(int64_t) k, xin[k].narrow(0, 0, nlocal), sleaf[k]})
+                        .toTensor();
     }
     if (work)
       atomic = model.get_method("readout")({x.narrow(0, 0, nlocal), spec.narrow(0, 0, nlocal)})
@@ -386,19 +449,43 @@ void PairFFPT::compute_layers()
   torch::Tensor gout;
   for (int k = L - 1; k >= 0; k--) {
     torch::Tensor gin;
+    torch::Tensor top = k == L - 1 ? atomic : xout[k];
+    torch::Tensor gtop = work ? (k == L - 1 ? torch::ones_like(atomic) : gout) : torch::Tensor();
+    if (cross_pairs) {    // through update to the summed messages, whose owners' gradients the
+      torch::Tensor gs;   // ghost rows then get (forward communication), then through messages
+      if (work) {
+        std::vector<torch::Tensor> wrt;
+        if (k > 0) wrt.push_back(xin[k]);
+        wrt.push_back(sleaf[k]);
+        auto g1 = torch::autograd::grad({top}, wrt, {gtop}, false, false, true);
+        if (k > 0) gin = g1[0];
+        gs = g1.back().defined() ? g1.back() : torch::zeros_like(sleaf[k]);
+        xout[k] = torch::Tensor();
+        sleaf[k] = torch::Tensor();
+      }
+      lap(T_BACKWARD);
+      const double c0 = process_cpu_seconds();
+      gs = exchange_forward(gs, nnodes);
+      cpu_exchange += process_cpu_seconds() - c0;
+      lap(T_EXCHANGE);
+      top = msum[k];
+      gtop = gs;
+      msum[k] = torch::Tensor();
+    }
     if (work) {
       std::vector<torch::Tensor> wrt;
       if (k > 0) wrt.push_back(xin[k]);
       wrt.insert(wrt.end(), leaves.begin(), leaves.end());
-      auto grads = k == L - 1
-          ? torch::autograd::grad({atomic}, wrt, {torch::ones_like(atomic)}, false, false, true)
-          : torch::autograd::grad({xout[k]}, wrt, {gout}, false, false, true);
+      auto grads = torch::autograd::grad({top}, wrt, {gtop}, false, false, true);
       xout[k] = torch::Tensor();
       for (int q = 0; q < 3; q++) {
         const auto &gq = grads[grads.size() - 3 + q];
         if (gq.defined()) acc[q] = acc[q].defined() ? acc[q] + gq : gq;
       }
-      if (k > 0) gin = grads[0].defined() ? grads[0] : torch::zeros_like(xin[k]);
+      if (k > 0) {
+        torch::Tensor g2 = grads[0].defined() ? grads[0] : torch::zeros_like(xin[k]);
+        gin = gin.defined() ? gin + g2 : g2;
+      }
     }
     if (k > 0) {
       lap(T_BACKWARD);

@@ -1,7 +1,8 @@
 """pair_style ffpt exchange layer: float32 models exchange float32 node features and
 gradients (two per double of the LAMMPS buffer, rows padded for an odd count); artifacts
 without the paired pieces (written before them) run the plain pieces, artifacts without
-``interaction_owned`` the paired pieces on all rows."""
+``interaction_owned`` the paired pieces on all rows, artifacts without ``messages``/``update``
+compute cross-rank pairs on both ranks."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from test_lammps_pair import _compare, _water_box
 from ffpt.deploy import deploy_model, load_deployed
 from ffpt.deploy.layered import LayeredEnergyForces
 from ffpt.lammps import plugin_built, single_point
+from ffpt.lammps.runner import LammpsError
 from ffpt.model.newtonnet import NewtonNet
 
 pytestmark = [
@@ -41,7 +43,24 @@ def test_float32_exchange(tmp_path, features, displacement):
         assert abs(got["energy"] - one["energy"]) < 1e-5 * len(atoms)
 
 
-class _PlainPieces(LayeredEnergyForces):
+class _OwnedPieces(LayeredEnergyForces):
+    """The pieces of artifacts written before ``messages`` / ``update`` (no cross-rank pairs)."""
+
+    def messages(self, k, x, rbf_c, env, sh, edge_index, canon, expand, npaired):
+        raise NotImplementedError
+
+    def update(self, k, x, sums):
+        raise NotImplementedError
+
+
+class _PairedPieces(_OwnedPieces):
+    """The pieces of artifacts written before ``interaction_owned`` (layers return all rows)."""
+
+    def interaction_owned(self, k, x, rbf_c, env, sh, edge_index, canon, expand, npaired, nout):
+        raise NotImplementedError
+
+
+class _PlainPieces(_PairedPieces):
     """The pieces of artifacts written before the paired ones (not exported here)."""
 
     def edge_pairs(self, edge_index, edge_vec, n):
@@ -53,18 +72,9 @@ class _PlainPieces(LayeredEnergyForces):
     def interaction_paired(self, k, x, rbf_c, env, sh, edge_index, canon, expand, npaired):
         raise NotImplementedError
 
-    def interaction_owned(self, k, x, rbf_c, env, sh, edge_index, canon, expand, npaired, nout):
-        raise NotImplementedError
 
-
-class _PairedPieces(LayeredEnergyForces):
-    """The pieces of artifacts written before ``interaction_owned`` (layers return all rows)."""
-
-    def interaction_owned(self, k, x, rbf_c, env, sh, edge_index, canon, expand, npaired, nout):
-        raise NotImplementedError
-
-
-@pytest.mark.parametrize("pieces", [_PlainPieces, _PairedPieces], ids=["plain", "paired"])
+@pytest.mark.parametrize("pieces", [_PlainPieces, _PairedPieces, _OwnedPieces],
+                         ids=["plain", "paired", "owned"])
 def test_artifact_without_paired_pieces(tmp_path, monkeypatch, pieces):
     torch.manual_seed(12)
     model = NewtonNet(["H", "O"], features=8, num_radial=6, cutoff=3.5, num_interactions=3)
@@ -72,6 +82,12 @@ def test_artifact_without_paired_pieces(tmp_path, monkeypatch, pieces):
     deploy_model(model, tmp_path / "m.pt")
     monkeypatch.undo()
     module = load_deployed(tmp_path / "m.pt").module
-    assert not hasattr(module, "interaction_owned") and hasattr(module, "interaction")
-    assert hasattr(module, "edge_pairs") == (pieces is _PairedPieces)
-    _compare(_water_box(3, seed=5), tmp_path / "m.pt", tmp_path / "run", 2, "ffpt exchange layer")
+    assert not hasattr(module, "messages") and hasattr(module, "interaction")
+    assert hasattr(module, "interaction_owned") == (pieces is _OwnedPieces)
+    assert hasattr(module, "edge_pairs") == (pieces is not _PlainPieces)
+    atoms = _water_box(3, seed=5)
+    _compare(atoms, tmp_path / "m.pt", tmp_path / "run", 2, "ffpt exchange layer")
+    match = "messages/update" if pieces is _OwnedPieces else "cannot pair"
+    with pytest.raises(LammpsError, match=match):
+        single_point(atoms, tmp_path / "m.pt", tmp_path / "pairs", nprocs=2,
+                     pair_style="ffpt exchange layer cross_pairs yes")

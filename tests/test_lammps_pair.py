@@ -26,6 +26,7 @@ from ffpt.config import shared_data_dir
 from ffpt.deploy import deploy_model, load_deployed
 from ffpt.deploy.deploy import METADATA_FILE
 from ffpt.lammps import (
+    LammpsError,
     lammps_env,
     lammps_executable,
     plugin_built,
@@ -198,11 +199,24 @@ def test_layer_exchange(newtonnet_artifact, tmp_path, system):
     one atom are neighbours), triclinic, non-periodic; 1, 2 and 4 ranks, folded and not."""
     make, runs = LAYER_CASES[system]
     atoms = make()
-    ref = load_deployed(newtonnet_artifact).evaluate(atoms)
+    deployed = load_deployed(newtonnet_artifact)
+    ref = deployed.evaluate(atoms)
+    one_hop = deployed.metadata.layer_hops == 1
     for k, (nprocs, style) in enumerate(runs):
         got = _compare(atoms, newtonnet_artifact, tmp_path / str(k), nprocs, style, ref=ref)
         assert "per-layer exchange of ghost features" in got["stdout"], style
         assert "ghost shell covers" not in got["stdout"]
+        assert "cross-rank edge pairs once" not in got["stdout"]  # off by default
+        if nprocs == 1 or "fold no" in style:
+            continue
+        pairs = f"{style} cross_pairs yes"  # one rank computes each cross-rank edge pair
+        if one_hop:
+            got = _compare(atoms, newtonnet_artifact, tmp_path / f"{k}p", nprocs, pairs, ref=ref)
+            assert "cross-rank edge pairs once" in got["stdout"], style
+        else:
+            with pytest.raises(LammpsError, match="latent displacements"):
+                single_point(atoms, newtonnet_artifact, tmp_path / f"{k}p", nprocs=nprocs,
+                             pair_style=pairs)
 
 
 def test_layer_equals_shell(newtonnet_artifact, tmp_path):

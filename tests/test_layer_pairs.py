@@ -56,6 +56,11 @@ def test_paired_pieces_equal_unpaired_on_partial_graph(tmp_path):
     assert abs(float(e1 - e0)) < 1e-10 and float((f1 - f0).abs().max()) < 1e-10
     assert float((w1 - w0).abs().max()) < 1e-10
     assert float((ff - f1).abs().max()) > 1e-3  # the dropped edges matter
+    # the split layers (messages + update, as with cross_pairs yes) against interaction_paired
+    assert hasattr(module, "messages") and hasattr(module, "update")
+    e2, f2, w2 = layered_evaluate(module, pos, species, ei[:, keep], sh[keep], split=False)
+    assert abs(float(e1 - e2)) < 1e-10 and float((f1 - f2).abs().max()) < 1e-10
+    assert float((w1 - w2).abs().max()) < 1e-10
 
 
 def _rank_graph(atoms, ei, sh, owned):
@@ -101,3 +106,4 @@ def test_owned_rows_equal_paired_rows(tmp_path):
         g_rows = torch.autograd.grad([(rows * w).sum()], [x, vec], retain_graph=True)
         for a, b in zip(g_full, g_rows, strict=True):
             assert float((a - b).abs().max()) < 1e-12 and float(a.abs().max()) > 1e-6
+

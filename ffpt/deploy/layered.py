@@ -156,11 +156,8 @@ class LayeredEnergyForces(EnergyForces):
         ic, jc = edge_index[0].index_select(0, canon), edge_index[1].index_select(0, canon)
         for idx, layer in enumerate(self.model.interactions):
             if idx == k:
-                ha = layer.phi_a(a)
-                m = ha.index_select(0, ic) * ha.index_select(0, jc) * layer.w_rbf(rbf_c)
-                mm = m.to(a.dtype)
-                a = a.index_add(0, ic, mm).index_add(0, jc.narrow(0, 0, npaired),
-                                                   mm.narrow(0, 0, npaired))
+                m, a = self._pair_messages(layer.phi_a(a), layer.w_rbf(rbf_c), ic, jc, npaired,
+                                           a)
                 out = layer.edge_mlps(m).index_select(1, expand)  # [k, E, F]
                 a, v, d = layer.vector_update(a, v, d, out, env, sh, edge_index)
         return self._join(a, v, d)
@@ -181,28 +178,17 @@ class LayeredEnergyForces(EnergyForces):
             raise RuntimeError("interaction_owned: an edge starts at a row >= nout (only "
                                "one-hop graphs); use interaction_paired")
         a, v, _ = self._split(x)
-        n, nf, ne = a.shape[0], a.shape[1], i.shape[0]
+        nf = a.shape[1]
         ic, jc = i.index_select(0, canon), j.index_select(0, canon)
         for idx, layer in enumerate(self.model.interactions):
             if idx == k:
                 # Interaction.forward_paired + vector_update, sums into the first nout rows
-                ha = layer.phi_a(a)
-                m = ha.index_select(0, ic) * ha.index_select(0, jc) * layer.w_rbf(rbf_c)
-                mm = m.to(a.dtype)
-                a = a.narrow(0, 0, nout).index_add(0, ic, mm).index_add(
-                    0, jc.narrow(0, 0, npaired), mm.narrow(0, 0, npaired))
+                m, a = self._pair_messages(layer.phi_a(a), layer.w_rbf(rbf_c), ic, jc, npaired,
+                                           a.narrow(0, 0, nout))
                 out = layer.edge_mlps(m).index_select(1, expand)  # [k, E, F]
-                env1 = env.unsqueeze(-1)
-                ush = (sh * env1).t().contiguous().unsqueeze(2)  # u Y^1: [3, E, 1]
-                msg = out[0].unsqueeze(0) * ush
-                if not layer.first_layer:
-                    ft = v.permute(2, 0, 1).reshape(3 * n, nf)
-                    j3 = torch.cat([j, j + n, j + 2 * n])
-                    gate = (out[1] * env1).unsqueeze(0)
-                    msg = msg + gate * ft.index_select(0, j3).view(3, ne, nf)
-                i3 = torch.cat([i, i + nout, i + 2 * nout])
                 fo = v.narrow(0, 0, nout).permute(2, 0, 1).reshape(3 * nout, nf)
-                fo = fo.index_add(0, i3, msg.view(3 * ne, nf))
+                fo = fo + self._vector_sums(v, out, env, sh, edge_index, nout,
+                                            layer.first_layer)
                 if not layer.displacement:  # a constant: compiled only for VectorLinear mixes
                     inv = (fo * torch.matmul(fo, layer.mix.matrix())).view(3, nout, nf).sum(0)
                 else:
@@ -211,23 +197,96 @@ class LayeredEnergyForces(EnergyForces):
                 v = fo.view(3, nout, nf).permute(1, 2, 0)
         return self._join(a, v, v)
 
+    def _pair_messages(self, ha: Tensor, w: Tensor, ic: Tensor, jc: Tensor, npaired: int,
+                       base: Tensor) -> tuple[Tensor, Tensor]:
+        """The scalar message m = phi_a(a_i) phi_a(a_j) W(r) of each canonical edge, and ``base``
+        plus its sums (the first ``npaired`` edges add to both ends)."""
+        m = ha.index_select(0, ic) * ha.index_select(0, jc) * w
+        mm = m.to(base.dtype)
+        sums = base.index_add(0, ic, mm).index_add(0, jc.narrow(0, 0, npaired),
+                                                   mm.narrow(0, 0, npaired))
+        return m, sums
+
+    def _vector_sums(self, v: Tensor, out: Tensor, env: Tensor, sh: Tensor, edge_index: Tensor,
+                     nrows: int, first_layer: bool) -> Tensor:
+        """sum_j of the vector messages phi_F u Y^1 (+ gate f_j after the first layer) into rows
+        0..nrows-1 of the edges' starts, component-major [3 nrows, F] (``vector_update``)."""
+        i, j = edge_index[0], edge_index[1]
+        n, nf, ne = v.shape[0], v.shape[1], i.shape[0]
+        env1 = env.unsqueeze(-1)
+        ush = (sh * env1).t().contiguous().unsqueeze(2)  # u Y^1: [3, E, 1]
+        msg = out[0].unsqueeze(0) * ush
+        if not first_layer:
+            ft = v.permute(2, 0, 1).reshape(3 * n, nf)
+            j3 = torch.cat([j, j + n, j + 2 * n])
+            gate = (out[1] * env1).unsqueeze(0)
+            msg = msg + gate * ft.index_select(0, j3).view(3, ne, nf)
+        i3 = torch.cat([i, i + nrows, i + 2 * nrows])
+        return torch.zeros((3 * nrows, nf), dtype=v.dtype, device=v.device).index_add(
+            0, i3, msg.view(3 * ne, nf))
+
+    @torch.jit.export
+    def messages(self, k: int, x: Tensor, rbf_c: Tensor, env: Tensor, sh: Tensor,
+                 edge_index: Tensor, canon: Tensor, expand: Tensor, npaired: int) -> Tensor:
+        """The message sums of layer ``k`` for every row, in ``x``'s layout [n, 4F] (scalar |
+        vector), without the rows' own terms: ``update`` adds them. Any row may start edges,
+        ghost rows included (a rank that computes a cross-rank pair once adds the reverse edge:
+        its ghost row then holds that rank's share of the ghost's sum, which the pair style adds
+        to the owner). No displacements (those need two hops)."""
+        a, v, _ = self._split(x)
+        i, j = edge_index[0], edge_index[1]
+        n, nf = a.shape[0], a.shape[1]
+        ic, jc = i.index_select(0, canon), j.index_select(0, canon)
+        for idx, layer in enumerate(self.model.interactions):
+            if idx == k:
+                m, a = self._pair_messages(layer.phi_a(a), layer.w_rbf(rbf_c), ic, jc, npaired,
+                                           torch.zeros_like(a))
+                out = layer.edge_mlps(m).index_select(1, expand)  # [k, E, F]
+                dv = self._vector_sums(v, out, env, sh, edge_index, n, layer.first_layer)
+                v = dv.view(3, n, nf).permute(1, 2, 0)
+        return self._join(a, v, v)
+
+    @torch.jit.export
+    def update(self, k: int, x: Tensor, sums: Tensor) -> Tensor:
+        """Layer ``k``'s node update of the rows of ``x`` from their complete message sums
+        (``messages``, summed over the ranks): ``messages`` + ``update`` = ``interaction``."""
+        a, v, _ = self._split(x)
+        da, dv, _ = self._split(sums)
+        n, nf = a.shape[0], a.shape[1]
+        for idx, layer in enumerate(self.model.interactions):
+            if idx == k:
+                a = a + da
+                ft = (v + dv).permute(2, 0, 1).reshape(3 * n, nf)
+                if not layer.displacement:  # a constant: compiled only for VectorLinear mixes
+                    inv = (ft * torch.matmul(ft, layer.mix.matrix())).view(3, n, nf).sum(0)
+                else:
+                    raise RuntimeError("update: a model with displacements has no split layers")
+                a = a + layer.phi_e(a) * inv
+                v = ft.view(3, n, nf).permute(1, 2, 0)
+        return self._join(a, v, v)
+
     @torch.jit.export
     def readout(self, x: Tensor, species: Tensor) -> Tensor:
         return self.model.atomic_energies(x[:, :self.features], species)
 
 
 def layered_evaluate(module, pos: Tensor, species: Tensor, edge_index: Tensor,
-                     edge_shift: Tensor, paired: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+                     edge_shift: Tensor, paired: bool = True,
+                     split: bool = True) -> tuple[Tensor, Tensor, Tensor]:
     """Energy, forces and virial from the pieces with autograd piece by piece (one domain:
     no ghosts, so no exchange), exactly the order of calls of the pair style; ``paired``: the
-    paired pieces when the module has them, else ``edge_features`` / ``interaction``."""
+    paired pieces when the module has them, else ``edge_features`` / ``interaction``;
+    ``split``: layers as ``messages`` + ``update`` when the module has them (no
+    displacements), else ``interaction_paired``."""
+    paired = paired and hasattr(module, "edge_pairs")
+    split = split and paired and hasattr(module, "messages") and not module.displacement
     with torch.jit.optimized_execution(False):
-        return _layered_evaluate(module, pos, species, edge_index, edge_shift,
-                                 paired and hasattr(module, "edge_pairs"))
+        return _layered_evaluate(module, pos, species, edge_index, edge_shift, paired, split)
 
 
 def _layered_evaluate(module, pos: Tensor, species: Tensor, edge_index: Tensor,
-                      edge_shift: Tensor, paired: bool) -> tuple[Tensor, Tensor, Tensor]:
+                      edge_shift: Tensor, paired: bool,
+                      split: bool) -> tuple[Tensor, Tensor, Tensor]:
     edge_vec = (pos[edge_index[1]] - pos[edge_index[0]] + edge_shift).detach().requires_grad_()
     if paired:
         canon, expand, npaired = module.edge_pairs(edge_index, edge_vec, pos.shape[0])
@@ -241,7 +300,9 @@ def _layered_evaluate(module, pos: Tensor, species: Tensor, edge_index: Tensor,
     layers = int(module.model.num_interactions)
     for k in range(layers):
         x_in = x.detach().requires_grad_(k > 0)
-        if paired:
+        if split:
+            x = module.update(k, x_in, module.messages(k, x_in, *leaves, edge_index, *extra))
+        elif paired:
             x = module.interaction_paired(k, x_in, *leaves, edge_index, *extra)
         else:
             x = module.interaction(k, x_in, *leaves, edge_index)
