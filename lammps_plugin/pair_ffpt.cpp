@@ -572,10 +572,11 @@ void PairFFPT::init_style()
   // one-hop layers, a folded graph and an artifact with the split layers (messages + update).
   // Off by default: on 2 ranks it saved ~5 % of the model time and cost as much in exchanges
   // (benchmarks/results/lammps_scaling.md)
-  const bool can_pair = layer_hops == 1 && fold && model.find_method("messages").has_value() &&
+  const bool can_pair = layers && layer_hops == 1 && fold &&    // layers: a TorchScript model
+      model.find_method("messages").has_value() &&
       model.find_method("update").has_value() && model.find_method("edge_pairs").has_value();
   cross_pairs = cross_pairs_request && layers && can_pair;
-  if (cross_pairs_request && layers && !can_pair)
+  if (cross_pairs_request && layers && !can_pair)    // (exchange shell ignores the keyword)
     error->all(FLERR,
                "pair_style ffpt cross_pairs yes: '{}' cannot pair cross-rank edges ({}); drop "
                "'cross_pairs yes'",
