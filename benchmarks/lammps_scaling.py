@@ -122,6 +122,18 @@ def uptime() -> str:
         return f"load average {os.getloadavg()}"
 
 
+
+def write_run(output: Path, title: str, start: str, lines: list[str]) -> None:
+    """Write a run's section (``## Run of <start>`` + ``lines``) on top of ``output`` under
+    ``title``; the earlier runs stay below it. Prints the new section."""
+    from ffpt.data.frames import atomic_write
+
+    earlier = output.read_text().removeprefix(title).lstrip("\n") if output.exists() else ""
+    section = "\n".join([f"## Run of {start[:16]} UTC", "", *lines, ""])
+    text = "\n".join([title, "", section, earlier])
+    atomic_write(output, lambda f: f.write(text.encode()))
+    print(section)
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=3)
@@ -196,15 +208,7 @@ def main() -> None:
                     rows.append("| " + " | ".join(cells) + " |")
                     print(rows[-1], flush=True)
     end = f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, `{uptime()}`"
-    title = "# pair_style ffpt over MPI ranks: ghost shell vs per-layer exchange"
-    earlier = ""
-    if Path(a.output).exists():  # keep the earlier runs below this one
-        earlier = Path(a.output).read_text().removeprefix(title).lstrip("\n")
-    text = "\n".join([
-        title,
-        "",
-        f"## Run of {start[:16]} UTC",
-        "",
+    lines = [
         f"`python benchmarks/lammps_scaling.py --steps {a.steps} --models {a.models} "
         f"--sizes {a.sizes} --repeats {a.repeats}"
         f"{' --cross-pairs' if a.cross_pairs else ''}"
@@ -224,13 +228,9 @@ def main() -> None:
         "  pair CPU time is shown.",
         "",
         *rows,
-        "",
-        earlier,
-    ])
-    from ffpt.data.frames import atomic_write
-
-    atomic_write(Path(a.output), lambda f: f.write(text.encode()))
-    print(text)
+    ]
+    write_run(Path(a.output), "# pair_style ffpt over MPI ranks: ghost shell vs per-layer exchange",
+              start, lines)
 
 
 if __name__ == "__main__":
