@@ -98,7 +98,7 @@ def main() -> None:
                 graph = (pos, spec, ei, sh)
                 runs = {
                     "one": lambda g=graph, m=module: m(*g, len(g[0])),
-                    "before": lambda g=graph, m=module: _layered_evaluate(m, *g, False),
+                    "before": lambda g=graph, m=module: _layered_evaluate(m, *g, False, False),
                     "no_opt": lambda g=graph, m=module: layered_evaluate(m, *g, paired=False),
                     "paired": lambda g=graph, m=module: layered_evaluate(m, *g),
                 }

@@ -575,7 +575,7 @@ void PairFFPT::init_style()
   const bool can_pair = layers && layer_hops == 1 && fold &&    // layers: a TorchScript model
       model.find_method("messages").has_value() &&
       model.find_method("update").has_value() && model.find_method("edge_pairs").has_value();
-  cross_pairs = cross_pairs_request && layers && can_pair;
+  cross_pairs = cross_pairs_request && can_pair;
   if (cross_pairs_request && layers && !can_pair)    // (exchange shell ignores the keyword)
     error->all(FLERR,
                "pair_style ffpt cross_pairs yes: '{}' cannot pair cross-rank edges ({}); drop "

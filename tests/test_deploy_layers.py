@@ -32,11 +32,12 @@ def test_pieces_equal_one_call(tmp_path, displacement):
     ref = deployed.evaluate(atoms)
     ei, sh = neighbor_graph(atoms.positions, atoms.cell.array, atoms.pbc, 3.5)
     species = torch.as_tensor(deployed.species(atoms.get_chemical_symbols()))
-    e, f, w = layered_evaluate(deployed.module, torch.as_tensor(atoms.positions), species,
-                               torch.as_tensor(ei), torch.as_tensor(sh))
-    assert abs(float(e) - ref["energy"]) < 1e-10 * len(atoms)
-    assert np.abs(f.numpy() - ref["forces"]).max() < 1e-10
-    assert np.abs(w.numpy() - ref["virial"]).max() < 1e-10
+    for split in (False, True):  # interaction_paired; messages + update (no displacements)
+        e, f, w = layered_evaluate(deployed.module, torch.as_tensor(atoms.positions), species,
+                                   torch.as_tensor(ei), torch.as_tensor(sh), split=split)
+        assert abs(float(e) - ref["energy"]) < 1e-10 * len(atoms)
+        assert np.abs(f.numpy() - ref["forces"]).max() < 1e-10
+        assert np.abs(w.numpy() - ref["virial"]).max() < 1e-10
     assert np.abs(ref["forces"]).max() > 1e-3
 
 

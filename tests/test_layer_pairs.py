@@ -58,7 +58,7 @@ def test_paired_pieces_equal_unpaired_on_partial_graph(tmp_path):
     assert float((ff - f1).abs().max()) > 1e-3  # the dropped edges matter
     # the split layers (messages + update, as with cross_pairs yes) against interaction_paired
     assert hasattr(module, "messages") and hasattr(module, "update")
-    e2, f2, w2 = layered_evaluate(module, pos, species, ei[:, keep], sh[keep], split=False)
+    e2, f2, w2 = layered_evaluate(module, pos, species, ei[:, keep], sh[keep], split=True)
     assert abs(float(e1 - e2)) < 1e-10 and float((f1 - f2).abs().max()) < 1e-10
     assert float((w1 - w2).abs().max()) < 1e-10
 

@@ -173,29 +173,12 @@ class LayeredEnergyForces(EnergyForces):
         if self.displacement or nout >= x.shape[0]:
             return self.interaction_paired(k, x, rbf_c, env, sh, edge_index, canon, expand,
                                            npaired).narrow(0, 0, nout)
-        i, j = edge_index[0], edge_index[1]
+        i = edge_index[0]
         if i.shape[0] > 0 and int(i.max()) >= nout:
             raise RuntimeError("interaction_owned: an edge starts at a row >= nout (only "
                                "one-hop graphs); use interaction_paired")
-        a, v, _ = self._split(x)
-        nf = a.shape[1]
-        ic, jc = i.index_select(0, canon), j.index_select(0, canon)
-        for idx, layer in enumerate(self.model.interactions):
-            if idx == k:
-                # Interaction.forward_paired + vector_update, sums into the first nout rows
-                m, a = self._pair_messages(layer.phi_a(a), layer.w_rbf(rbf_c), ic, jc, npaired,
-                                           a.narrow(0, 0, nout))
-                out = layer.edge_mlps(m).index_select(1, expand)  # [k, E, F]
-                fo = v.narrow(0, 0, nout).permute(2, 0, 1).reshape(3 * nout, nf)
-                fo = fo + self._vector_sums(v, out, env, sh, edge_index, nout,
-                                            layer.first_layer)
-                if not layer.displacement:  # a constant: compiled only for VectorLinear mixes
-                    inv = (fo * torch.matmul(fo, layer.mix.matrix())).view(3, nout, nf).sum(0)
-                else:
-                    inv = torch.zeros_like(a)  # not reached (displacements return above)
-                a = a + layer.phi_e(a) * inv
-                v = fo.view(3, nout, nf).permute(1, 2, 0)
-        return self._join(a, v, v)
+        sums = self._sums(k, x, rbf_c, env, sh, edge_index, canon, expand, npaired, nout)
+        return self._update(k, x.narrow(0, 0, nout), sums)
 
     def _pair_messages(self, ha: Tensor, w: Tensor, ic: Tensor, jc: Tensor, npaired: int,
                        base: Tensor) -> tuple[Tensor, Tensor]:
@@ -233,23 +216,34 @@ class LayeredEnergyForces(EnergyForces):
         ghost rows included (a rank that computes a cross-rank pair once adds the reverse edge:
         its ghost row then holds that rank's share of the ghost's sum, which the pair style adds
         to the owner). No displacements (those need two hops)."""
+        return self._sums(k, x, rbf_c, env, sh, edge_index, canon, expand, npaired, x.shape[0])
+
+    def _sums(self, k: int, x: Tensor, rbf_c: Tensor, env: Tensor, sh: Tensor,
+              edge_index: Tensor, canon: Tensor, expand: Tensor, npaired: int,
+              nrows: int) -> Tensor:
+        """Layer ``k``'s message sums into rows 0..nrows-1 (every edge starts there and every
+        paired edge ends there) in ``x``'s layout [nrows, 4F]: ``messages``, and
+        ``interaction_owned`` before its ``update``."""
         a, v, _ = self._split(x)
-        i, j = edge_index[0], edge_index[1]
-        n, nf = a.shape[0], a.shape[1]
-        ic, jc = i.index_select(0, canon), j.index_select(0, canon)
+        nf = a.shape[1]
+        ic, jc = edge_index[0].index_select(0, canon), edge_index[1].index_select(0, canon)
         for idx, layer in enumerate(self.model.interactions):
             if idx == k:
                 m, a = self._pair_messages(layer.phi_a(a), layer.w_rbf(rbf_c), ic, jc, npaired,
-                                           torch.zeros_like(a))
+                                           a.new_zeros((nrows, nf)))
                 out = layer.edge_mlps(m).index_select(1, expand)  # [k, E, F]
-                dv = self._vector_sums(v, out, env, sh, edge_index, n, layer.first_layer)
-                v = dv.view(3, n, nf).permute(1, 2, 0)
+                dv = self._vector_sums(v, out, env, sh, edge_index, nrows, layer.first_layer)
+                v = dv.view(3, nrows, nf).permute(1, 2, 0)
         return self._join(a, v, v)
 
     @torch.jit.export
     def update(self, k: int, x: Tensor, sums: Tensor) -> Tensor:
         """Layer ``k``'s node update of the rows of ``x`` from their complete message sums
         (``messages``, summed over the ranks): ``messages`` + ``update`` = ``interaction``."""
+        return self._update(k, x, sums)
+
+    def _update(self, k: int, x: Tensor, sums: Tensor) -> Tensor:
+        """``update`` (also the end of ``interaction_owned``)."""
         a, v, _ = self._split(x)
         da, dv, _ = self._split(sums)
         n, nf = a.shape[0], a.shape[1]
@@ -272,12 +266,12 @@ class LayeredEnergyForces(EnergyForces):
 
 def layered_evaluate(module, pos: Tensor, species: Tensor, edge_index: Tensor,
                      edge_shift: Tensor, paired: bool = True,
-                     split: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+                     split: bool = False) -> tuple[Tensor, Tensor, Tensor]:
     """Energy, forces and virial from the pieces with autograd piece by piece (one domain:
     no ghosts, so no exchange), exactly the order of calls of the pair style; ``paired``: the
     paired pieces when the module has them, else ``edge_features`` / ``interaction``;
-    ``split``: layers as ``messages`` + ``update`` when the module has them (no
-    displacements), else ``interaction_paired``."""
+    ``split``: layers as ``messages`` + ``update`` (the pair style's ``cross_pairs yes``) when
+    the module has them (no displacements), else ``interaction_paired``."""
     paired = paired and hasattr(module, "edge_pairs")
     split = split and paired and hasattr(module, "messages") and not module.displacement
     with torch.jit.optimized_execution(False):
